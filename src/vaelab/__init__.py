@@ -1,0 +1,12 @@
+"""vaelab: train, evaluate and explore autoencoders and variational autoencoders."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from vaelab.config import Config
+from vaelab.errors import VaelabError
+from vaelab.pipeline import train
+from vaelab.run import Run
+
+__all__ = ["Config", "Run", "VaelabError", "__version__", "train"]

@@ -1,0 +1,64 @@
+"""Generate one command-line flag per config option, so the CLI and TOML files never drift."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from vaelab.config import CHOICES, option_index
+
+SKIP = {"out"}
+
+
+def _doc(section: str | None, name: str) -> str:
+    """The attribute docstring of a config field (read from the source), if any."""
+    import ast
+    import inspect
+
+    from vaelab.config import SECTIONS, Config
+
+    klass = SECTIONS.get(section, Config) if section else Config
+    try:
+        tree = ast.parse(inspect.getsource(klass))
+    except (OSError, TypeError):
+        return ""
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    for i, node in enumerate(body[:-1]):
+        target = getattr(node, "target", None)
+        nxt = body[i + 1]
+        if (isinstance(target, ast.Name) and target.id == name and isinstance(nxt, ast.Expr)
+                and isinstance(nxt.value, ast.Constant)):
+            return " ".join(str(nxt.value.value).split())
+    return ""
+
+
+def config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a click command with ``--<option>`` for every config field (default: unset)."""
+    for name, (section, f) in sorted(option_index().items(), reverse=True):
+        if name in SKIP:
+            continue
+        flag = "--" + name.replace("_", "-")
+        help_text = _doc(section, name)
+        if name in CHOICES:
+            help_text = (help_text + " " if help_text else "") + f"[{'|'.join(CHOICES[name])}]"
+        is_bool = f.type in ("bool", bool)
+        default = f.default if f.default is not dataclasses.MISSING else None
+        if default is not None and not isinstance(default, list):
+            help_text += f" (default {default})"
+        if is_bool:
+            opt = click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None,
+                               help=help_text)
+        else:
+            opt = click.option(flag, name, default=None, type=str, help=help_text,
+                               metavar=name.upper())
+        fn = opt(fn)
+    return fn
+
+
+def collect_overrides(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Pick the config options the user actually set on the command line."""
+    index = option_index()
+    return {k: v for k, v in kwargs.items() if k in index and v is not None}

@@ -1,0 +1,89 @@
+"""The in-memory (or memory-mapped) dataset that every later stage consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vaelab.data.preprocessing import Preprocessor
+
+
+@dataclass
+class Dataset:
+    """Examples ``x`` (float32, (N, D) or (N, C, H, W); may be a np.memmap) and labels ``y``.
+
+    ``y`` holds int64 class indices with -1 for an unlabelled row, or is None.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None = None
+    name: str = "data"
+    label_names: list[str] | None = None
+    feature_names: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.y is not None and len(self.y) != len(self.x):
+            from vaelab.errors import DataError
+
+            raise DataError(
+                f"{self.name}: x has {len(self.x)} rows but y has {len(self.y)}; "
+                "give one label per row."
+            )
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def is_image(self) -> bool:
+        return self.x.ndim == 4
+
+    @property
+    def num_classes(self) -> int | None:
+        if self.y is None or not (self.y >= 0).any():
+            return None
+        if self.label_names is not None:
+            return len(self.label_names)
+        return int(self.y.max()) + 1
+
+    def take(self, index: np.ndarray, name: str | None = None) -> Dataset:
+        return Dataset(
+            x=np.asarray(self.x[index]),
+            y=None if self.y is None else self.y[index],
+            name=name or self.name,
+            label_names=self.label_names,
+            feature_names=self.feature_names,
+        )
+
+
+@dataclass
+class DataSplits:
+    """Train / validation / test splits with the fitted preprocessing and what it implies."""
+
+    train: Dataset
+    val: Dataset
+    test: Dataset
+    preprocessor: Preprocessor
+    likelihood_hint: str
+    """bernoulli for data in [0, 1], gaussian otherwise."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """Provenance recorded in config.json (source files, split sizes, official split or not)."""
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return self.train.example_shape
+
+    @property
+    def num_classes(self) -> int | None:
+        counts = [d.num_classes for d in (self.train, self.val, self.test)]
+        known = [c for c in counts if c is not None]
+        return max(known) if known else None
+
+    @property
+    def label_names(self) -> list[str] | None:
+        return self.train.label_names

@@ -1,0 +1,128 @@
+"""Observation models p(x | z): log-densities summed over features, one value per example.
+
+Decoders output raw parameters; a likelihood turns them into a log-probability, a mean (for
+display) and samples. Bernoulli works on logits (never sigmoid then BCE).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class Likelihood:
+    """Base class: ``params_per_feature`` raw outputs per data feature."""
+
+    name = "base"
+    params_per_feature = 1
+
+    def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        """log p(x | params), summed over all non-batch dimensions: shape (batch,)."""
+        raise NotImplementedError
+
+    def mean(self, params: Tensor) -> Tensor:
+        """E[x | params], in the data's (preprocessed) space."""
+        raise NotImplementedError
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        return self.name
+
+
+def _flat_sum(t: Tensor) -> Tensor:
+    return t.reshape(t.shape[0], -1).sum(dim=1)
+
+
+class Bernoulli(Likelihood):
+    """Bernoulli on logits; also the usual choice for intensities in [0, 1] (continuous BCE)."""
+
+    name = "bernoulli"
+
+    def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        return -_flat_sum(F.binary_cross_entropy_with_logits(params, x, reduction="none"))
+
+    def mean(self, params: Tensor) -> Tensor:
+        return torch.sigmoid(params)
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return torch.bernoulli(torch.sigmoid(params), generator=generator)
+
+    def describe(self) -> str:
+        return "Bernoulli on logits (binary cross-entropy, nats)"
+
+
+class Gaussian(Likelihood):
+    """Gaussian with a fixed standard deviation ``sigma``.
+
+    The reported log-likelihood includes the constant -D/2 log(2 pi sigma^2), so numbers are
+    true log-densities in nats, comparable with other Gaussian models.
+    """
+
+    name = "gaussian"
+
+    def __init__(self, sigma: float = 1.0) -> None:
+        self.sigma = float(sigma)
+        self._log_norm = 0.5 * LOG_2PI + math.log(self.sigma)
+
+    def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        sq = (x - params).square() * (0.5 / self.sigma**2)
+        d = x[0].numel()
+        return -_flat_sum(sq) - d * self._log_norm
+
+    def mean(self, params: Tensor) -> Tensor:
+        return params
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        noise = torch.randn(params.shape, generator=generator, device=params.device)
+        return params + self.sigma * noise
+
+    def describe(self) -> str:
+        return (f"Gaussian, fixed sigma={self.sigma:g} "
+                "(includes the -D/2 log(2 pi sigma^2) constant)")
+
+
+class GaussianLearned(Likelihood):
+    """Gaussian whose mean and log-variance per feature both come from the decoder."""
+
+    name = "gaussian-learned"
+    params_per_feature = 2
+
+    def _split(self, params: Tensor) -> tuple[Tensor, Tensor]:
+        mu, logvar = params.chunk(2, dim=1)
+        return mu, logvar.clamp(-10.0, 10.0)
+
+    def log_prob(self, x: Tensor, params: Tensor) -> Tensor:
+        mu, logvar = self._split(params)
+        return -0.5 * _flat_sum((x - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI)
+
+    def mean(self, params: Tensor) -> Tensor:
+        return self._split(params)[0]
+
+    def sample(self, params: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        mu, logvar = self._split(params)
+        noise = torch.randn(mu.shape, generator=generator, device=mu.device)
+        return mu + torch.exp(0.5 * logvar) * noise
+
+    def describe(self) -> str:
+        return "Gaussian with learned per-feature variance (full log-density, nats)"
+
+
+def make_likelihood(name: str, sigma: float = 1.0) -> Likelihood:
+    if name == "bernoulli":
+        return Bernoulli()
+    if name == "gaussian":
+        return Gaussian(sigma)
+    if name == "gaussian-learned":
+        return GaussianLearned()
+    from vaelab.errors import ConfigError
+
+    raise ConfigError(
+        f"option 'likelihood' got {name!r}; choose bernoulli, gaussian or gaussian-learned."
+    )

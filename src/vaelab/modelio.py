@@ -1,0 +1,141 @@
+"""Model files: weights in safetensors, everything needed to rebuild the model in model.json.
+
+Nothing is ever unpickled. Loading checks that the file is safetensors and that tensor names and
+shapes match what model.json describes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from vaelab.errors import ModelFileError
+from vaelab.models import BaseModel, ModelConfig, ModelSpec, build_model
+
+FORMAT_VERSION = 1
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file in the same folder, flush, fsync, then rename over ``path``."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """Parameters and buffers as contiguous CPU tensors (batch-norm statistics included)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
+def save_model(model: BaseModel, folder: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write ``model.safetensors`` and ``model.json`` atomically into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = state_tensors(model)
+    meta = {
+        "format_version": FORMAT_VERSION,
+        "config": _asdict(model.config),
+        "spec": {
+            "input_shape": list(model.spec.input_shape),
+            "likelihood": model.spec.likelihood,
+            "num_classes": model.spec.num_classes,
+        },
+        "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
+                    for k, v in tensors.items()},
+        "torch_version": torch.__version__,
+        **(extra or {}),
+    }
+    tmp = folder / f".model.safetensors.tmp-{os.getpid()}"
+    save_file(tensors, str(tmp))
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, folder / "model.safetensors")
+    atomic_write_text(folder / "model.json", json.dumps(meta, indent=2))
+
+
+def _asdict(cfg: ModelConfig) -> dict[str, Any]:
+    import dataclasses
+
+    return dataclasses.asdict(cfg)
+
+
+def read_model_json(folder: str | Path) -> dict[str, Any]:
+    path = Path(folder) / "model.json"
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelFileError(f"{path} is missing; this folder holds no saved model.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path} is not valid JSON ({exc}); the file is damaged.") from None
+    if not isinstance(meta, dict) or not {"config", "spec"} <= meta.keys():
+        raise ModelFileError(f"{path} lacks the 'config' and 'spec' entries of a vaelab model.")
+    return meta
+
+
+def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, refusing anything else with a clear error."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{path} is missing; train a model first or check the run folder.")
+    try:
+        return load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelFileError(
+            f"{path} is not a readable safetensors file ({exc}); it may be truncated or of "
+            "another format - retrain or restore it."
+        ) from None
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> BaseModel:
+    """Rebuild the model described by ``folder/model.json`` and load its safetensors weights."""
+    folder = Path(folder)
+    meta = read_model_json(folder)
+    from vaelab.config import flatten_dict
+    from vaelab.errors import ConfigError
+
+    try:
+        flat = flatten_dict({"model": meta["config"]}, source=str(folder / "model.json"))
+        cfg = ModelConfig(**flat)
+        spec = ModelSpec(
+            input_shape=tuple(int(s) for s in meta["spec"]["input_shape"]),
+            likelihood=str(meta["spec"]["likelihood"]),
+            num_classes=meta["spec"].get("num_classes"),
+        )
+        model = build_model(cfg, spec)
+    except (ConfigError, TypeError, KeyError, ValueError) as exc:
+        raise ModelFileError(
+            f"{folder / 'model.json'} does not describe a valid model: {exc}"
+        ) from None
+    tensors = load_tensors(folder / "model.safetensors")
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    if expected.keys() != got.keys():
+        missing = sorted(expected.keys() - got.keys())[:3]
+        unexpected = sorted(got.keys() - expected.keys())[:3]
+        raise ModelFileError(
+            f"{folder / 'model.safetensors'} does not match model.json: missing tensors "
+            f"{missing}, unexpected {unexpected}; the two files come from different models."
+        )
+    for k, shape in expected.items():
+        if got[k] != shape:
+            raise ModelFileError(
+                f"{folder / 'model.safetensors'}: tensor '{k}' has shape {list(got[k])} but "
+                f"model.json implies {list(shape)}; the two files come from different models."
+            )
+    model.load_state_dict(tensors)
+    model.eval()
+    return model.to(device)

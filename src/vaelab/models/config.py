@@ -1,0 +1,40 @@
+"""Settings of a model: family, network shape, likelihood and objective weights."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model, stored in model.json."""
+
+    model: str = "vae"
+    """Family: ae, dae, vae, iwae, cvae, guided-vae (see `vaelab models`)."""
+    latent_dim: int = 2
+    hidden: list[int] = field(default_factory=lambda: [256, 128])
+    """Hidden layer sizes of the MLP encoder; the decoder mirrors them."""
+    decoder_hidden: list[int] | None = None
+    """Decoder hidden sizes when they should not mirror the encoder."""
+    activation: str = "relu"
+    batch_norm: bool = False
+    dropout: float = 0.0
+    arch: str = "mlp"
+    """mlp or conv."""
+    conv_channels: list[int] = field(default_factory=lambda: [32, 64])
+    likelihood: str = "auto"
+    """auto (follows the data), bernoulli, gaussian (fixed sigma), gaussian-learned."""
+    sigma: float = 1.0
+    """Standard deviation of the fixed-variance Gaussian likelihood."""
+    beta: float = 1.0
+    kl_warmup_epochs: int = 0
+    free_bits: float = 0.0
+    """Minimum KL per latent dimension in nats (training objective only)."""
+    iwae_k: int = 5
+    """Importance samples per example for the iwae objective."""
+    noise: str = "gaussian"
+    """Denoising corruption: gaussian or mask."""
+    noise_factor: float = 0.5
+    noise_clip: bool = True
+    guide_weight: float = 1.0
+    """Weight of the label term of guided-vae."""

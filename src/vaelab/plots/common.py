@@ -1,0 +1,60 @@
+"""Shared plotting helpers: Agg backend, image tiling, display scaling."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+LABEL_CMAP = "tab10"
+
+
+def new_figure(width: float, height: float) -> Figure:
+    """A figure not registered with pyplot's global state (safe in loops and servers)."""
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def to_hwc(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) -> (H, W) for one channel or (H, W, C) for colour."""
+    img = np.asarray(img)
+    if img.ndim == 3:
+        return img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
+    return img
+
+
+def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
+    """Tile (N, C, H, W) images into one (rows*H, ncols*W[, C]) canvas with padding."""
+    n = len(images)
+    c, h, w = images.shape[1:]
+    nrows = max(1, math.ceil(n / ncols))
+    canvas = np.ones((nrows * (h + pad) - pad, ncols * (w + pad) - pad, c), dtype=np.float32)
+    for i, img in enumerate(images):
+        r, k = divmod(i, ncols)
+        canvas[r * (h + pad) : r * (h + pad) + h, k * (w + pad) : k * (w + pad) + w] = (
+            np.transpose(img, (1, 2, 0))
+        )
+    return canvas[..., 0] if c == 1 else canvas
+
+
+def unit_range(x: np.ndarray, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    """Scale to [0, 1] for display with the given (or the array's) range."""
+    lo = float(np.min(x)) if lo is None else lo
+    hi = float(np.max(x)) if hi is None else hi
+    return np.clip((x - lo) / max(hi - lo, 1e-12), 0, 1)
+
+
+def show_image(ax, img: np.ndarray) -> None:
+    img = to_hwc(img) if img.ndim == 3 else img
+    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
+              interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def close(fig: Figure) -> None:
+    plt.close(fig)

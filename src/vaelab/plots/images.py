@@ -1,0 +1,77 @@
+"""Image and feature figures: reconstructions and random samples."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from vaelab.plots.common import new_figure, show_image, tile, unit_range
+
+
+def image_grid(images: np.ndarray, ncols: int = 10, title: str | None = None,
+               value_range: tuple[float, float] | None = None) -> Figure:
+    """Tile (N, C, H, W) images into one panel, scaled to [0, 1] by ``value_range``."""
+    lo, hi = value_range if value_range else (None, None)
+    canvas = tile(unit_range(images, lo, hi), ncols)
+    rows = max(1, int(np.ceil(len(images) / ncols)))
+    scale = 0.9 if images.shape[-1] <= 16 else 0.7
+    fig = new_figure(max(3.0, ncols * scale), max(1.6, rows * scale + (0.4 if title else 0)))
+    ax = fig.subplots()
+    show_image(ax, canvas)
+    if title:
+        ax.set_title(title, fontsize=11)
+    return fig
+
+
+def reconstructions(originals: np.ndarray, recons: np.ndarray,
+                    value_range: tuple[float, float] | None = None,
+                    feature_names: list[str] | None = None) -> Figure:
+    """Originals above, reconstructions below (images); per-feature bars for tabular data."""
+    if originals.ndim == 4:
+        n = len(originals)
+        both = np.concatenate([originals, recons])
+        lo, hi = value_range if value_range else (float(both.min()), float(both.max()))
+        fig = image_grid(both, ncols=n, value_range=(lo, hi))
+        fig.axes[0].set_title("top: originals   bottom: reconstructions", fontsize=11)
+        return fig
+    return feature_reconstructions(originals, recons, feature_names)
+
+
+def feature_reconstructions(originals: np.ndarray, recons: np.ndarray,
+                            feature_names: list[str] | None = None, max_rows: int = 6) -> Figure:
+    """Tabular data: one small panel per example, original and reconstructed value per feature."""
+    n = min(len(originals), max_rows)
+    d = originals.shape[1]
+    names = feature_names or [f"x{i}" for i in range(d)]
+    fig = new_figure(min(3.2 * n, 16), 3.4)
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
+    pos = np.arange(d)
+    for i, ax in enumerate(axes):
+        ax.bar(pos - 0.2, originals[i], width=0.4, label="original", color="C0")
+        ax.bar(pos + 0.2, recons[i], width=0.4, label="reconstruction", color="C1")
+        ax.set_xticks(pos, names if d <= 12 else [str(j) for j in pos], rotation=60,
+                      fontsize=7, ha="right")
+        ax.set_title(f"example {i}", fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes[0].legend(fontsize=7)
+    fig.suptitle("originals vs reconstructions per feature (raw units)", fontsize=11)
+    return fig
+
+
+def samples(images: np.ndarray, ncols: int = 10,
+            value_range: tuple[float, float] | None = None,
+            feature_names: list[str] | None = None) -> Figure:
+    """Decoder means for z ~ N(0, I); tabular samples as a strip of per-feature profiles."""
+    if images.ndim == 4:
+        return image_grid(images, ncols=ncols, title="random samples, z ~ N(0, I)",
+                          value_range=value_range)
+    d = images.shape[1]
+    names = feature_names or [f"x{i}" for i in range(d)]
+    fig = new_figure(max(4.0, 0.7 * d + 2), 3.4)
+    ax = fig.subplots()
+    for row in images[:50]:
+        ax.plot(range(d), row, color="C0", alpha=0.3)
+    ax.set_xticks(range(d), names, rotation=30, fontsize=8, ha="right")
+    ax.set_title("random samples, z ~ N(0, I): one line per sample (raw units)", fontsize=11)
+    ax.grid(alpha=0.3)
+    return fig

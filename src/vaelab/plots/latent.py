@@ -1,0 +1,59 @@
+"""The latent space: scatter of posterior means coloured by label."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from vaelab.plots.common import LABEL_CMAP, new_figure
+
+
+def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
+    """Return 2-D coordinates and a description of how they were obtained."""
+    if z.shape[1] == 1:
+        return np.column_stack([z[:, 0], np.zeros(len(z))]), "z1 (1-D latent)"
+    if z.shape[1] == 2:
+        return z, "latent means (2-D, no projection)"
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perp = float(min(30, max(5, (len(z) - 1) // 3)))
+        out = TSNE(n_components=2, random_state=seed, perplexity=perp, init="pca").fit_transform(z)
+        return out, f"t-SNE of the {z.shape[1]}-D latent means"
+    from sklearn.decomposition import PCA
+
+    pca = PCA(n_components=2, random_state=seed).fit(z)
+    share = float(pca.explained_variance_ratio_.sum())
+    return pca.transform(z), f"PCA of the {z.shape[1]}-D latent means ({share:.0%} of variance)"
+
+
+def latent_scatter(z: np.ndarray, labels: np.ndarray | None = None,
+                   label_names: list[str] | None = None, method: str = "pca",
+                   seed: int = 0) -> Figure:
+    """Scatter of the latent means (projected when wider than 2), coloured by label."""
+    pts, how = project_2d(z, method, seed)
+    fig = new_figure(6.2, 5.2)
+    ax = fig.subplots()
+    if labels is not None and (labels >= 0).any():
+        classes = np.unique(labels[labels >= 0])
+        cmap = LABEL_CMAP if len(classes) <= 10 else "tab20"
+        import matplotlib
+
+        colors = matplotlib.colormaps[cmap]
+        for i, c in enumerate(classes):
+            m = labels == c
+            name = label_names[c] if label_names and c < len(label_names) else str(c)
+            ax.scatter(pts[m, 0], pts[m, 1], s=8, alpha=0.7, color=colors(i % colors.N),
+                       label=name, linewidths=0)
+        if (labels < 0).any():
+            m = labels < 0
+            ax.scatter(pts[m, 0], pts[m, 1], s=6, alpha=0.3, color="0.6", label="unlabelled")
+        ax.legend(markerscale=2, fontsize=8, loc="best", title="label", title_fontsize=8)
+    else:
+        ax.scatter(pts[:, 0], pts[:, 1], s=8, alpha=0.6)
+    xl, yl = ("z1", "z2") if z.shape[1] <= 2 else ("component 1", "component 2")
+    ax.set_xlabel(xl)
+    ax.set_ylabel(yl)
+    ax.set_title(how, fontsize=11)
+    ax.grid(alpha=0.3)
+    return fig

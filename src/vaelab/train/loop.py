@@ -1,0 +1,245 @@
+"""The training loop: device-resident data, index-slice batches, no host sync inside an epoch.
+
+Per epoch: shuffle with one permutation, step through slices, accumulate the loss parts on the
+device, read them once, validate, keep the best weights (by validation objective), apply the
+LR schedule and early stopping, and call the epoch callbacks.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from vaelab.errors import TrainingError
+from vaelab.models import BaseModel
+from vaelab.train.config import TrainConfig
+from vaelab.train.schedules import kl_warmup_factor, lr_factor
+
+EpochCallback = Callable[["Trainer", int, dict[str, Any]], None]
+
+
+@dataclass
+class TrainState:
+    """What the loop has produced so far."""
+
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_val: float = math.inf
+    best_epoch: int = -1
+    best_state: dict[str, Tensor] | None = None
+    stopped_early: bool = False
+    epochs_done: int = 0
+
+
+def to_device_tensor(
+    a: np.ndarray | None, device: torch.device, dtype: torch.dtype = torch.float32
+) -> Tensor | None:
+    if a is None:
+        return None
+    return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
+
+
+class Trainer:
+    """Optimise ``model`` on arrays held on ``device``; see module docstring."""
+
+    PART_NAMES = ("loss", "recon", "kl")
+
+    def __init__(
+        self,
+        model: BaseModel,
+        cfg: TrainConfig,
+        device: torch.device,
+        *,
+        dynamic_binarize: bool = False,
+        callbacks: list[EpochCallback] | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> None:
+        self.model = model.to(device)
+        self.cfg = cfg
+        self.device = device
+        self.dynamic_binarize = dynamic_binarize
+        self.callbacks = list(callbacks or [])
+        self.log = log or (lambda msg: None)
+        kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+        if device.type == "cuda":
+            kw["fused"] = True
+        else:
+            kw["foreach"] = True
+        self.optimizer = torch.optim.Adam(model.parameters(), **kw)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: lr_factor(cfg, e)
+        )
+        self.state = TrainState()
+        self.extra_names: list[str] = []
+        self._step_fn = self._step
+        if cfg.compile:
+            self._step_fn = torch.compile(self._step)  # type: ignore[assignment]
+
+    # -- one optimisation step ---------------------------------------------------------------
+    def _step(self, xb: Tensor, yb: Tensor | None) -> Tensor:
+        autocast = self.cfg.precision == "bf16" and self.device.type in ("cuda", "cpu")
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+            parts = self.model.loss(xb, yb)
+        self.optimizer.zero_grad(set_to_none=True)
+        parts.total.backward()
+        if self.cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip,
+                                           foreach=True)
+        self.optimizer.step()
+        extras = [parts.extras[k].detach() for k in self.extra_names]
+        return torch.stack([parts.total.detach(), parts.recon.detach(), parts.kl.detach(),
+                            *extras]).float()
+
+    def _discover_extras(self, x: Tensor, y: Tensor | None) -> None:
+        """Learn the names of extra loss terms from one forward pass (no update)."""
+        self.model.train()
+        with torch.no_grad():
+            parts = self.model.loss(x[: min(len(x), 8)], None if y is None else y[:8])
+        self.extra_names = sorted(parts.extras)
+
+    # -- evaluation ----------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, x: Tensor, y: Tensor | None, batch_size: int = 1024) -> dict[str, float]:
+        """Mean objective (final beta, no warm-up, no free bits), recon and KL over ``x``."""
+        self.model.eval()
+        saved_scale, self.model.kl_scale = self.model.kl_scale, 1.0
+        sums = torch.zeros(3 + len(self.extra_names), device=self.device)
+        for start in range(0, len(x), batch_size):
+            xb = x[start : start + batch_size]
+            yb = None if y is None else y[start : start + batch_size]
+            if self.dynamic_binarize:
+                xb = torch.bernoulli(xb)
+            parts = self.model.loss(xb, yb)
+            extras = [parts.extras[k] for k in self.extra_names]
+            sums += torch.stack([parts.total, parts.recon, parts.kl, *extras]).float() * len(xb)
+        self.model.kl_scale = saved_scale
+        vals = (sums / max(len(x), 1)).tolist()
+        names = [*self.PART_NAMES, *self.extra_names]
+        return dict(zip(names, vals, strict=True))
+
+    # -- the loop ------------------------------------------------------------------------------
+    def fit(
+        self,
+        train_x: np.ndarray,
+        train_y: np.ndarray | None,
+        val_x: np.ndarray | None = None,
+        val_y: np.ndarray | None = None,
+        *,
+        start_epoch: int = 0,
+    ) -> TrainState:
+        cfg = self.cfg
+        dev = self.device
+        x = to_device_tensor(train_x, dev)
+        y = to_device_tensor(train_y, dev, torch.long)
+        vx = to_device_tensor(val_x, dev) if val_x is not None else None
+        vy = to_device_tensor(val_y, dev, torch.long) if val_x is not None else None
+        n = len(x)
+        bs = min(cfg.batch_size, n)
+        steps = n // bs if n % bs == 1 else math.ceil(n / bs)  # never a batch of one
+        self._discover_extras(x, y)
+        gen = torch.Generator(device=dev)
+        gen.manual_seed(cfg.seed)
+        self.generator = gen
+        bar = self._progress_bar(cfg.epochs - start_epoch, steps)
+        try:
+            for epoch in range(start_epoch, cfg.epochs):
+                row = self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
+                if self._should_stop(epoch):
+                    self.state.stopped_early = True
+                    self.log(
+                        f"early stopping after epoch {epoch + 1}: validation loss has not "
+                        f"improved for {cfg.patience} epochs (best epoch {self.state.best_epoch})"
+                    )
+                    break
+                del row
+        finally:
+            if bar is not None:
+                bar.close()
+        return self.state
+
+    def _run_epoch(self, epoch, x, y, vx, vy, n, bs, steps, bar) -> dict[str, Any]:
+        cfg = self.cfg
+        self.model.kl_scale = kl_warmup_factor(self.model.config.kl_warmup_epochs, epoch)
+        self.model.train()
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        sums = torch.zeros(3 + len(self.extra_names), device=self.device)
+        count = 0
+        last_refresh = time.perf_counter()
+        for i in range(steps):
+            idx = perm[i * bs : (i + 1) * bs] if i < steps - 1 else perm[i * bs :]
+            xb = x[idx]
+            yb = None if y is None else y[idx]
+            if self.dynamic_binarize:
+                xb = torch.bernoulli(xb, generator=self.generator)
+            sums += self._step_fn(xb, yb) * len(idx)
+            count += len(idx)
+            if bar is not None:
+                bar.update(1)
+                now = time.perf_counter()
+                if now - last_refresh > 0.5:  # the only host sync inside an epoch
+                    last_refresh = now
+                    cur = (sums / count).tolist()
+                    bar.set_postfix(loss=f"{cur[0]:.2f}", recon=f"{cur[1]:.2f}",
+                                    kl=f"{cur[2]:.2f}", refresh=False)
+        train_vals = (sums / count).tolist()
+        train_time = time.perf_counter() - t0
+        names = [*self.PART_NAMES, *self.extra_names]
+        row: dict[str, Any] = {"epoch": epoch + 1}
+        row.update({f"train_{k}": v for k, v in zip(names, train_vals, strict=True)})
+        if not all(math.isfinite(v) for v in train_vals[:3]):
+            raise TrainingError(
+                f"the training loss became non-finite in epoch {epoch + 1}; lower --lr, add "
+                "--grad-clip, or check the likelihood / preprocessing fits the data."
+            )
+        if vx is not None:
+            val = self.evaluate(vx, vy, batch_size=max(bs, 1024))
+            row.update({f"val_{k}": v for k, v in val.items()})
+            monitor = val["loss"]
+        else:
+            monitor = train_vals[0]
+        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["beta"] = self.model.config.beta * self.model.kl_scale
+        row["time_s"] = train_time
+        self.scheduler.step()
+        if monitor < self.state.best_val - cfg.min_delta:
+            self.state.best_val = monitor
+            self.state.best_epoch = epoch + 1
+            self.state.best_state = copy.deepcopy(
+                {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            )
+        self.state.history.append(row)
+        self.state.epochs_done = epoch + 1
+        if bar is not None:
+            post = {"loss": f"{train_vals[0]:.2f}", "recon": f"{train_vals[1]:.2f}",
+                    "kl": f"{train_vals[2]:.2f}"}
+            if vx is not None:
+                post["val"] = f"{row['val_loss']:.2f}"
+            bar.set_postfix(post, refresh=True)
+        for cb in self.callbacks:
+            cb(self, epoch, row)
+        return row
+
+    def _should_stop(self, epoch: int) -> bool:
+        p = self.cfg.patience
+        return p is not None and (epoch + 1) - self.state.best_epoch >= p
+
+    def _progress_bar(self, epochs: int, steps: int):
+        if not self.cfg.progress:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=epochs * steps, unit="step", desc="training", dynamic_ncols=True,
+                    leave=True)
+
+    def restore_best(self) -> None:
+        """Load the best-validation weights into the model."""
+        if self.state.best_state is not None:
+            self.model.load_state_dict(self.state.best_state)

@@ -1,0 +1,30 @@
+"""Shared fixtures: tiny in-memory data and quick configs."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+@pytest.fixture
+def quick(tmp_path):
+    """Keyword overrides for a fast Digits run into a temporary folder."""
+    return {
+        "dataset": "digits",
+        "epochs": 3,
+        "batch_size": 64,
+        "hidden": [64, 32],
+        "progress": False,
+        "out": str(tmp_path / "run"),
+    }

@@ -1,0 +1,76 @@
+import subprocess
+import sys
+
+import pytest
+
+from vaelab.cli.main import main
+
+RUN_FILES = ["config.json", "model.safetensors", "model.json", "history.csv", "metrics.json",
+             "latents.npz", "report.html", "figures/training_curves.png",
+             "figures/reconstructions.png", "figures/samples.png",
+             "figures/latent_scatter.png"]
+
+
+def cli(*args: str) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    return int(exc.value.code or 0)
+
+
+def test_cli_train_writes_every_file(tmp_path):
+    out = tmp_path / "demo"
+    code = cli("train", "--dataset", "digits", "--model", "vae", "--latent-dim", "2",
+               "--epochs", "2", "--hidden", "32", "--out", str(out), "--quiet")
+    assert code == 0
+    for name in RUN_FILES:
+        assert (out / name).is_file(), name
+    assert (out / "history.csv").read_text().count("\n") == 3  # header + 2 epochs
+
+
+def test_same_seed_same_history(tmp_path):
+    outs = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        assert cli("train", "--epochs", "2", "--hidden", "32", "--seed", "7",
+                   "--out", str(out), "--quiet") == 0
+        outs.append(out)
+    def strip_time(text: str) -> list[str]:
+        rows = [r.split(",") for r in text.strip().splitlines()]
+        col = rows[0].index("time_s")
+        return [",".join(r[:col] + r[col + 1 :]) for r in rows]
+    a, b = ((o / "history.csv").read_text() for o in outs)
+    assert strip_time(a) == strip_time(b)
+
+
+def test_config_file_and_flag_override(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[model]\nlatent_dim = 3\nhidden = [16]\n[train]\nepochs = 1\n')
+    out = tmp_path / "r"
+    assert cli("train", "--config", str(cfg), "--latent-dim", "4", "--out", str(out),
+               "-q") == 0
+    import json
+
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["latent_dim"] == 4 and saved["model"]["hidden"] == [16]
+
+
+def _run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vaelab", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_wrong_flag_is_one_line(tmp_path):
+    res = _run_cli("train", "--latent-dimm", "2")
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--latent-dimm" in lines[0]
+
+
+def test_unknown_config_key_is_one_line(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[model]\nlatent = 2\n")
+    res = _run_cli("train", "--config", str(cfg), "--out", str(tmp_path / "r"))
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "unknown key 'latent'" in lines[0] and str(cfg) in lines[0]
+    assert not (tmp_path / "r").exists()
