@@ -33,6 +33,10 @@ class TrainConfig:
     compile: bool = False
     precision: str = "fp32"
     """fp32 or bf16 (autocast on a GPU)."""
+    cuda_graphs: bool = True
+    """On a CUDA GPU, capture the training step in a CUDA graph (eager if it cannot be)."""
+    fused_step: bool = True
+    """Use the hand-written step for plain MLP VAEs (same gradients as autograd, faster)."""
     sample_every_epoch: bool = False
     """Save a grid of samples after every epoch (figures/epochs/)."""
     progress: bool = True

@@ -46,6 +46,21 @@ def to_device_tensor(
     return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
 
+def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
+    """Adam with the fused kernel (CPU and CUDA), else the multi-tensor one."""
+    kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if device.type == "cuda" and cfg.cuda_graphs:
+        from vaelab.train.cuda_graph import make_capturable_adam
+
+        return make_capturable_adam(model, cfg.lr, cfg.weight_decay)
+    if device.type in ("cpu", "cuda"):
+        try:
+            return torch.optim.Adam(model.parameters(), fused=True, **kw)
+        except (RuntimeError, TypeError):
+            pass
+    return torch.optim.Adam(model.parameters(), foreach=True, **kw)
+
+
 class Trainer:
     """Optimise ``model`` on arrays held on ``device``; see module docstring."""
 
@@ -67,20 +82,30 @@ class Trainer:
         self.dynamic_binarize = dynamic_binarize
         self.callbacks = list(callbacks or [])
         self.log = log or (lambda msg: None)
-        kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
-        if device.type == "cuda":
-            kw["fused"] = True
-        else:
-            kw["foreach"] = True
-        self.optimizer = torch.optim.Adam(model.parameters(), **kw)
+        self.optimizer = make_adam(model, cfg, device)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(cfg, e)
         )
         self.state = TrainState()
         self.extra_names: list[str] = []
-        self._step_fn = self._step
+        self._step_fn = self._choose_step()
+
+    def _choose_step(self) -> Callable[[Tensor, Tensor | None], Tensor]:
+        """The fused MLP-VAE step when it applies, else autograd (optionally compiled)."""
+        from vaelab.train import fused
+
+        if self.device.type == "cpu":
+            from vaelab.train.perf import tune_cpu_allocator
+
+            tune_cpu_allocator()
+        cfg = self.cfg
+        graphs = self.device.type == "cuda" and cfg.cuda_graphs
+        if cfg.fused_step and not cfg.compile and not graphs and cfg.precision == "fp32" \
+                and fused.supports(self.model):
+            return fused.FusedVAEStep(self.model, self.optimizer, cfg.grad_clip)
         if cfg.compile:
-            self._step_fn = torch.compile(self._step)  # type: ignore[assignment]
+            return torch.compile(self._step)  # type: ignore[return-value]
+        return self._step
 
     # -- one optimisation step ---------------------------------------------------------------
     def _step(self, xb: Tensor, yb: Tensor | None) -> Tensor:
@@ -96,6 +121,35 @@ class Trainer:
         extras = [parts.extras[k].detach() for k in self.extra_names]
         return torch.stack([parts.total.detach(), parts.recon.detach(), parts.kl.detach(),
                             *extras]).float()
+
+    def _train_on(self, xb: Tensor, yb: Tensor | None) -> Tensor:
+        """One update on a batch (dynamic binarisation with the default generator)."""
+        if self.dynamic_binarize:
+            xb = torch.bernoulli(xb)
+        return self._step_fn(xb, yb)
+
+    def _capture(self, x: Tensor, y: Tensor | None, bs: int) -> Any:
+        """A CUDA-graphed step for full batches, or None (CPU, disabled, or not capturable)."""
+        if self.device.type != "cuda" or not self.cfg.cuda_graphs or len(x) < bs:
+            return None
+        from vaelab.train.cuda_graph import GraphedStep
+
+        model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        rng = torch.cuda.get_rng_state(self.device)
+        try:
+            graphed = GraphedStep(self._train_on, x, y, bs)
+        except Exception as exc:
+            self.log(f"CUDA graph capture failed ({type(exc).__name__}: {exc}); training eagerly")
+            graphed = None
+        with torch.no_grad():  # undo the warm-up updates: the run starts from the same state
+            for k, v in self.model.state_dict().items():
+                v.copy_(model_state[k])
+            for st in self.optimizer.state.values():
+                for t in st.values():
+                    if torch.is_tensor(t):
+                        t.zero_()
+        torch.cuda.set_rng_state(rng, self.device)
+        return graphed
 
     def _discover_extras(self, x: Tensor, y: Tensor | None) -> None:
         """Learn the names of extra loss terms from one forward pass (no update)."""
@@ -144,6 +198,7 @@ class Trainer:
         bs = min(cfg.batch_size, n)
         steps = n // bs if n % bs == 1 else math.ceil(n / bs)  # never a batch of one
         self._discover_extras(x, y)
+        self._graphed = self._capture(x, y, bs)
         gen = torch.Generator(device=dev)
         gen.manual_seed(cfg.seed)
         self.generator = gen
@@ -175,11 +230,10 @@ class Trainer:
         last_refresh = time.perf_counter()
         for i in range(steps):
             idx = perm[i * bs : (i + 1) * bs] if i < steps - 1 else perm[i * bs :]
-            xb = x[idx]
-            yb = None if y is None else y[idx]
-            if self.dynamic_binarize:
-                xb = torch.bernoulli(xb, generator=self.generator)
-            sums += self._step_fn(xb, yb) * len(idx)
+            if self._graphed is not None and len(idx) == bs:
+                sums += self._graphed(idx) * bs
+            else:
+                sums += self._train_on(x[idx], None if y is None else y[idx]) * len(idx)
             count += len(idx)
             if bar is not None:
                 bar.update(1)

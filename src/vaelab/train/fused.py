@@ -1,0 +1,173 @@
+"""A hand-written training step for the plain MLP VAE: forward, backward and Adam, no autograd.
+
+The autograd step of a small MLP VAE spends a third of its time outside the matrix products:
+graph bookkeeping, transposed weight gradients copied to the parameters' layout, and separate
+elementwise passes. This step computes exactly the same gradients (tested against autograd) with
+one GEMM per product written straight into preallocated ``.grad`` buffers. The trainer uses it
+when the model qualifies (``supports``); anything else takes the autograd path.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaelab.likelihoods import Bernoulli, Gaussian
+from vaelab.models import BaseModel
+
+_ACTS = {nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh}
+
+
+def _linears(stack: nn.Sequential, head: nn.Linear) -> tuple[list[nn.Linear], nn.Module] | None:
+    """The Linear layers of an MLP body + head and its one activation type, or None."""
+    layers: list[nn.Linear] = []
+    act: nn.Module | None = None
+    for mod in stack:
+        if isinstance(mod, nn.Linear):
+            layers.append(mod)
+        elif type(mod) in _ACTS and (act is None or type(act) is type(mod)):
+            act = mod
+        else:
+            return None
+    if act is None and layers:
+        return None
+    return [*layers, head], (act or nn.ReLU())
+
+
+def supports(model: BaseModel) -> bool:
+    """True for the plain MLP VAE with a Bernoulli or fixed-sigma Gaussian likelihood."""
+    from vaelab.models.vae import VAE
+
+    if type(model) is not VAE or model.config.free_bits > 0:
+        return False
+    if type(model.likelihood) not in (Bernoulli, Gaussian):
+        return False
+    enc, dec = getattr(model, "encoder", None), getattr(model, "decoder", None)
+    if not (hasattr(enc, "body") and hasattr(dec, "body")):
+        return False
+    if not (isinstance(enc.body, nn.Sequential) and isinstance(dec.body, nn.Sequential)):
+        return False
+    return _linears(enc.body, enc.head) is not None and _linears(dec.body, dec.head) is not None
+
+
+def _act_forward(act: nn.Module, a: Tensor) -> Tensor:
+    return act(a)
+
+
+def _act_backward(act: nn.Module, grad: Tensor, a: Tensor, h: Tensor) -> Tensor:
+    """d act(a) / d a times ``grad``; ``h`` = act(a)."""
+    if isinstance(act, nn.ReLU):
+        return torch.ops.aten.threshold_backward(grad, h, 0.0)
+    if isinstance(act, nn.LeakyReLU):
+        return torch.ops.aten.leaky_relu_backward(grad, a, act.negative_slope, False)
+    if isinstance(act, nn.Tanh):
+        return torch.ops.aten.tanh_backward(grad, h)
+    if isinstance(act, nn.ELU):
+        return torch.ops.aten.elu_backward(grad, act.alpha, 1.0, 1.0, False, a)
+    if isinstance(act, nn.GELU):
+        return torch.ops.aten.gelu_backward(grad, a, approximate=act.approximate)
+    raise TypeError(type(act))
+
+
+class FusedVAEStep:
+    """Callable ``step(xb, yb) -> tensor([total, recon, kl])`` that also updates the weights."""
+
+    def __init__(self, model: BaseModel, optimizer: torch.optim.Optimizer,
+                 grad_clip: float | None = None) -> None:
+        enc = _linears(model.encoder.body, model.encoder.head)
+        dec = _linears(model.decoder.body, model.decoder.head)
+        assert enc is not None and dec is not None
+        self.model = model
+        self.enc, self.enc_act = enc
+        self.dec, self.dec_act = dec
+        self.optimizer = optimizer
+        self.grad_clip = grad_clip
+        self.latent = model.latent_dim
+        self.params = [p for p in model.parameters()]
+        lik = model.likelihood
+        self.bernoulli = isinstance(lik, Bernoulli)
+        self.inv_var = 1.0 if self.bernoulli else 1.0 / lik.sigma**2
+        self.log_norm = 0.0 if self.bernoulli else lik._log_norm
+
+    def _ensure_grads(self) -> None:
+        for p in self.params:
+            if p.grad is None or p.grad.shape != p.shape:
+                p.grad = torch.zeros_like(p)
+
+    @torch.no_grad()
+    def forward_backward(self, xb: Tensor) -> Tensor:
+        """Fill every parameter's .grad with d(objective)/d(param); return [total, recon, kl]."""
+        self._ensure_grads()
+        model = self.model
+        b = xb.shape[0]
+        x = xb.reshape(b, -1)
+        # encoder
+        hs, pres = [x], []
+        h = x
+        for lin in self.enc[:-1]:
+            a = torch.addmm(lin.bias, h, lin.weight.t())
+            h = _act_forward(self.enc_act, a)
+            pres.append(a)
+            hs.append(h)
+        head = self.enc[-1]
+        e = torch.addmm(head.bias, h, head.weight.t())
+        mu, lv = e[:, : self.latent], e[:, self.latent :]
+        std = torch.exp(0.5 * lv)
+        eps = torch.randn_like(mu)
+        z = mu + std * eps
+        # decoder
+        dhs, dpres = [z], []
+        h = z
+        for lin in self.dec[:-1]:
+            a = torch.addmm(lin.bias, h, lin.weight.t())
+            h = _act_forward(self.dec_act, a)
+            dpres.append(a)
+            dhs.append(h)
+        out = self.dec[-1]
+        logits = torch.addmm(out.bias, h, out.weight.t())
+        # objective
+        if self.bernoulli:
+            recon_sum = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
+            g = torch.sigmoid(logits).sub_(x)
+        else:
+            g = logits - x
+            recon_sum = 0.5 * self.inv_var * g.square().sum() + b * x.shape[1] * self.log_norm
+            g.mul_(self.inv_var)
+        g.div_(b)
+        var = torch.exp(lv)
+        kl_sum = 0.5 * (mu.square() + var - 1.0 - lv).sum()
+        c = model.config.beta * model.kl_scale
+        # decoder backward
+        for i in range(len(self.dec) - 1, -1, -1):
+            lin = self.dec[i]
+            h_in = dhs[i]
+            torch.mm(g.t(), h_in, out=lin.weight.grad)
+            torch.sum(g, 0, out=lin.bias.grad)
+            g = g @ lin.weight  # gradient w.r.t. this layer's input
+            if i > 0:
+                g = _act_backward(self.dec_act, g, dpres[i - 1], dhs[i])
+        dz = g
+        # reparameterisation and KL
+        scale = c / b
+        dmu = dz + scale * mu
+        dlv = dz * eps * (0.5 * std) + (0.5 * scale) * (var - 1.0)
+        g = torch.cat([dmu, dlv], dim=1)
+        # encoder backward
+        for i in range(len(self.enc) - 1, -1, -1):
+            lin = self.enc[i]
+            torch.mm(g.t(), hs[i], out=lin.weight.grad)
+            torch.sum(g, 0, out=lin.bias.grad)
+            if i > 0:
+                g = g @ lin.weight
+                g = _act_backward(self.enc_act, g, pres[i - 1], hs[i])
+        recon = recon_sum / b
+        kl = kl_sum / b
+        return torch.stack([recon + c * kl, recon, kl])
+
+    def __call__(self, xb: Tensor, yb: Tensor | None = None) -> Tensor:
+        parts = self.forward_backward(xb)
+        if self.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip, foreach=True)
+        self.optimizer.step()
+        return parts

@@ -1,0 +1,33 @@
+"""Process-level speed settings for CPU training."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import sys
+
+_TUNED = False
+
+
+def tune_cpu_allocator() -> bool:
+    """Keep freed buffers in glibc's heap instead of returning them to the OS.
+
+    Each training step frees and re-allocates the same megabyte-sized activation and gradient
+    buffers; glibc serves those with fresh mmap pages by default, and the page faults cost about a
+    quarter of a small model's step. Raising the mmap and trim thresholds (what the
+    MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ variables do) reuses the heap instead.
+    Returns True when the setting was applied (Linux with glibc only).
+    """
+    global _TUNED
+    if _TUNED:
+        return True
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, 256 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
+    except (OSError, AttributeError):
+        return False
+    _TUNED = bool(ok)
+    return _TUNED
