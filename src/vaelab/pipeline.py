@@ -116,16 +116,23 @@ def train(
     """
     say = log or (lambda msg: None)
     cfg = resolve_config(config, **overrides)
+    from vaelab.train import distributed
+
+    dinfo = distributed.init_from_env(cfg.train.device)
+    if not dinfo.is_main:  # under torchrun only rank 0 talks and writes
+        say = lambda msg: None  # noqa: E731
     out = cfg.run_dir()
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data = load_data(cfg.data, seed=cfg.train.seed, batch_size=cfg.train.batch_size)
-    device = resolve_device(cfg.train.device)
+    device = distributed.device_for_rank(resolve_device(cfg.train.device))
     seed_everything(cfg.train.seed)
     spec = model_spec(cfg, data)
     model = build_model(cfg.model, spec)
-    prepare_run_dir(out, force=force)
-    write_config(out, cfg, data, device, spec)
+    if dinfo.is_main:
+        prepare_run_dir(out, force=force)
+        write_config(out, cfg, data, device, spec)
+    distributed.barrier()
     say(f"training {cfg.model.model} on {data.info['source']} "
         f"(train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
         f"{spec.likelihood} likelihood) on {device} -> {out}")
@@ -143,6 +150,14 @@ def train(
                         data.val.x if data.val is not data.train else None,
                         data.val.y if data.val is not data.train else None)
     elapsed = time.perf_counter() - t0
+    dist_info = {}
+    if dinfo.active:
+        same = distributed.parameters_identical(model)
+        dist_info = {"distributed": {"world_size": dinfo.world_size, "params_identical": same}}
+        say(f"data-parallel over {dinfo.world_size} processes; parameters identical on all "
+            f"ranks: {same}")
+        if not dinfo.is_main:
+            return None  # type: ignore[return-value]
     trainer.restore_best()
     write_history(out / "history.csv", state.history)
     save_model(model, out, extra={"best_epoch": state.best_epoch})
@@ -152,6 +167,7 @@ def train(
         "epochs_run": state.epochs_done,
         "stopped_early": state.stopped_early,
         "train_seconds": elapsed,
+        **dist_info,
     }, log=say, report=report)
     return run
 

@@ -82,7 +82,13 @@ class Trainer:
         self.dynamic_binarize = dynamic_binarize
         self.callbacks = list(callbacks or [])
         self.log = log or (lambda msg: None)
+        from vaelab.train import distributed
+
+        self.dist = distributed.info()
         self.optimizer = make_adam(model, cfg, device)
+        if self.dist.active:
+            distributed.broadcast_parameters(self.model)
+            distributed.install_grad_allreduce(self.optimizer)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(cfg, e)
         )
@@ -130,7 +136,8 @@ class Trainer:
 
     def _capture(self, x: Tensor, y: Tensor | None, bs: int) -> Any:
         """A CUDA-graphed step for full batches, or None (CPU, disabled, or not capturable)."""
-        if self.device.type != "cuda" or not self.cfg.cuda_graphs or len(x) < bs:
+        if self.device.type != "cuda" or not self.cfg.cuda_graphs or len(x) < bs \
+                or self.dist.active:
             return None
         from vaelab.train.cuda_graph import GraphedStep
 
@@ -174,7 +181,9 @@ class Trainer:
             extras = [parts.extras[k] for k in self.extra_names]
             sums += torch.stack([parts.total, parts.recon, parts.kl, *extras]).float() * len(xb)
         self.model.kl_scale = saved_scale
-        vals = (sums / max(len(x), 1)).tolist()
+        from vaelab.train.distributed import mean_across_ranks
+
+        vals = mean_across_ranks(sums / max(len(x), 1)).tolist()
         names = [*self.PART_NAMES, *self.extra_names]
         return dict(zip(names, vals, strict=True))
 
@@ -190,6 +199,12 @@ class Trainer:
     ) -> TrainState:
         cfg = self.cfg
         dev = self.device
+        if self.dist.active:  # each rank trains on its own equal-sized shard of the rows
+            from vaelab.train.distributed import shard_rows
+
+            rows = shard_rows(len(train_x), cfg.seed)
+            train_x = train_x[rows]
+            train_y = None if train_y is None else train_y[rows]
         x = to_device_tensor(train_x, dev)
         y = to_device_tensor(train_y, dev, torch.long)
         vx = to_device_tensor(val_x, dev) if val_x is not None else None
@@ -243,7 +258,9 @@ class Trainer:
                     cur = (sums / count).tolist()
                     bar.set_postfix(loss=f"{cur[0]:.2f}", recon=f"{cur[1]:.2f}",
                                     kl=f"{cur[2]:.2f}", refresh=False)
-        train_vals = (sums / count).tolist()
+        from vaelab.train.distributed import mean_across_ranks
+
+        train_vals = mean_across_ranks(sums / count).tolist()
         train_time = time.perf_counter() - t0
         names = [*self.PART_NAMES, *self.extra_names]
         row: dict[str, Any] = {"epoch": epoch + 1}
@@ -277,7 +294,7 @@ class Trainer:
             if vx is not None:
                 post["val"] = f"{row['val_loss']:.2f}"
             bar.set_postfix(post, refresh=True)
-        for cb in self.callbacks:
+        for cb in self.callbacks if self.dist.is_main else ():
             cb(self, epoch, row)
         return row
 
@@ -286,7 +303,7 @@ class Trainer:
         return p is not None and (epoch + 1) - self.state.best_epoch >= p
 
     def _progress_bar(self, epochs: int, steps: int):
-        if not self.cfg.progress:
+        if not self.cfg.progress or not self.dist.is_main:
             return None
         from tqdm.auto import tqdm
 
