@@ -18,7 +18,8 @@ def test_two_gloo_processes_agree_and_learn(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"]["distributed"] == {"world_size": 2, "params_identical": True}
-    rows = list(csv.DictReader(open(out / "history.csv")))
+    with open(out / "history.csv") as fh:
+        rows = list(csv.DictReader(fh))
     assert len(rows) == 6
     assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"])
     assert float(rows[-1]["val_loss"]) < float(rows[0]["val_loss"])
