@@ -52,7 +52,8 @@ class VAE(BaseModel):
             return kl_dims.mean(0).clamp(min=self.config.free_bits).sum()
         return kl_dims.sum(1).mean()
 
-    def loss(self, x: Tensor, y: Tensor | None = None) -> LossParts:
+    def elbo(self, x: Tensor, y: Tensor | None = None) -> tuple[LossParts, Tensor, Tensor]:
+        """The loss parts plus the sampled code z and posterior mean (for subclasses)."""
         mu, logvar = self.encode(x, y)
         z = reparameterize(mu, logvar)
         recon_ex = -self.likelihood.log_prob(x, self.decode(z, y))
@@ -60,4 +61,8 @@ class VAE(BaseModel):
         kl_ex = kl_dims.sum(1)
         recon = recon_ex.mean()
         total = recon + self.config.beta * self.kl_scale * self.kl_objective(kl_dims)
-        return LossParts(total=total, recon=recon, kl=kl_ex.mean(), per_example=recon_ex + kl_ex)
+        parts = LossParts(total=total, recon=recon, kl=kl_ex.mean(), per_example=recon_ex + kl_ex)
+        return parts, z, mu
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> LossParts:
+        return self.elbo(x, y)[0]
