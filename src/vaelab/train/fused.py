@@ -43,10 +43,10 @@ def supports(model: BaseModel) -> bool:
         return False
     if type(model.likelihood) not in (Bernoulli, Gaussian):
         return False
+    from vaelab.nets.mlp import MLPDecoder, MLPEncoder
+
     enc, dec = getattr(model, "encoder", None), getattr(model, "decoder", None)
-    if not (hasattr(enc, "body") and hasattr(dec, "body")):
-        return False
-    if not (isinstance(enc.body, nn.Sequential) and isinstance(dec.body, nn.Sequential)):
+    if not (isinstance(enc, MLPEncoder) and isinstance(dec, MLPDecoder)):
         return False
     return _linears(enc.body, enc.head) is not None and _linears(dec.body, dec.head) is not None
 

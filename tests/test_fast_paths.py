@@ -1,0 +1,82 @@
+"""The fast training paths compute exactly what autograd computes."""
+
+import pytest
+import torch
+
+from vaelab.models import ModelConfig, ModelSpec, build_model
+from vaelab.train import fused
+from vaelab.train.config import TrainConfig
+from vaelab.train.loop import Trainer, make_adam
+
+CASES = [("relu", "bernoulli", [32]), ("leaky_relu", "gaussian", [16, 8]),
+         ("tanh", "bernoulli", [12]), ("elu", "gaussian", [8, 8]), ("gelu", "bernoulli", [10])]
+
+
+@pytest.mark.parametrize(("act", "lik", "hidden"), CASES)
+def test_fused_step_gradients_equal_autograd(act, lik, hidden):
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=hidden, latent_dim=3, activation=act, beta=0.7),
+                        ModelSpec((1, 6, 6), lik))
+    model.kl_scale = 0.5
+    assert fused.supports(model)
+    x = torch.rand(16, 1, 6, 6)
+    torch.manual_seed(1)
+    ref_parts = model.loss(x)
+    model.zero_grad()
+    ref_parts.total.backward()
+    ref = {n: p.grad.clone() for n, p in model.named_parameters()}
+    step = fused.FusedVAEStep(model, torch.optim.Adam(model.parameters()))
+    torch.manual_seed(1)
+    parts = step.forward_backward(x)
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, ref[n], atol=1e-6, rtol=1e-5), n
+    expect = torch.stack([ref_parts.total, ref_parts.recon, ref_parts.kl]).detach()
+    assert torch.allclose(parts, expect, rtol=1e-5)
+
+
+def test_fused_step_is_not_used_where_it_does_not_apply():
+    spec = ModelSpec((1, 6, 6), "bernoulli", num_classes=3)
+    for cfg in (ModelConfig(batch_norm=True), ModelConfig(dropout=0.1),
+                ModelConfig(free_bits=0.5), ModelConfig(model="cvae"), ModelConfig(model="ae"),
+                ModelConfig(arch="conv")):
+        assert not fused.supports(build_model(cfg, spec)), cfg
+
+
+def test_fused_and_autograd_training_agree():
+    x = torch.rand(256, 1, 6, 6).numpy()
+    runs = []
+    for use in (True, False):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(hidden=[16], latent_dim=2), ModelSpec((1, 6, 6),
+                                                                              "bernoulli"))
+        tr = Trainer(model, TrainConfig(epochs=3, batch_size=32, progress=False, fused_step=use),
+                     torch.device("cpu"))
+        assert isinstance(tr._step_fn, fused.FusedVAEStep) == use
+        runs.append([r["train_loss"] for r in tr.fit(x, None).history])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4)
+
+
+def test_cpu_adam_is_fused():
+    model = build_model(ModelConfig(hidden=[4]), ModelSpec((3,), "gaussian"))
+    opt = make_adam(model, TrainConfig(), torch.device("cpu"))
+    assert opt.defaults.get("fused") is True
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_graph_training_matches_eager():
+    x = torch.rand(512, 1, 8, 8).numpy()
+    losses = []
+    for graphs in (True, False):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(hidden=[32], latent_dim=2), ModelSpec((1, 8, 8),
+                                                                              "bernoulli"))
+        tr = Trainer(model, TrainConfig(epochs=3, batch_size=64, progress=False,
+                                        cuda_graphs=graphs, lr_schedule="step",
+                                        lr_step_size=1, lr_gamma=0.5),
+                     torch.device("cuda"))
+        hist = tr.fit(x, None).history
+        assert (tr._graphed is not None) == graphs
+        losses.append([r["train_loss"] for r in hist])
+        assert [r["lr"] for r in hist] == pytest.approx([1e-3, 5e-4, 2.5e-4])
+    assert losses[0][-1] < losses[0][0]
+    assert losses[0] == pytest.approx(losses[1], rel=0.05)
