@@ -43,6 +43,10 @@ def to_device_tensor(
 ) -> Tensor | None:
     if a is None:
         return None
+    if getattr(a, "streamed", False):  # larger than memory: chunk by chunk (train/streaming.py)
+        from vaelab.train.streaming import StreamedRows
+
+        return StreamedRows(a, device)  # type: ignore[return-value]
     return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
 
@@ -94,6 +98,7 @@ class Trainer:
         )
         self.state = TrainState()
         self.extra_names: list[str] = []
+        self._loss_fn = self.model.loss
         self._step_fn = self._choose_step()
 
     def _choose_step(self) -> Callable[[Tensor, Tensor | None], Tensor]:
@@ -110,14 +115,14 @@ class Trainer:
                 and fused.supports(self.model):
             return fused.FusedVAEStep(self.model, self.optimizer, cfg.grad_clip)
         if cfg.compile:
-            return torch.compile(self._step)  # type: ignore[return-value]
+            self._loss_fn = torch.compile(self.model.loss)  # forward + loss; autograd as usual
         return self._step
 
     # -- one optimisation step ---------------------------------------------------------------
     def _step(self, xb: Tensor, yb: Tensor | None) -> Tensor:
         autocast = self.cfg.precision == "bf16" and self.device.type in ("cuda", "cpu")
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
-            parts = self.model.loss(xb, yb)
+            parts = self._loss_fn(xb, yb)
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         if self.cfg.grad_clip:
@@ -137,7 +142,7 @@ class Trainer:
     def _capture(self, x: Tensor, y: Tensor | None, bs: int) -> Any:
         """A CUDA-graphed step for full batches, or None (CPU, disabled, or not capturable)."""
         if self.device.type != "cuda" or not self.cfg.cuda_graphs or len(x) < bs \
-                or self.dist.active:
+                or self.dist.active or not isinstance(x, Tensor):
             return None
         from vaelab.train.cuda_graph import GraphedStep
 
@@ -239,7 +244,8 @@ class Trainer:
         self.model.kl_scale = kl_warmup_factor(self.model.config.kl_warmup_epochs, epoch)
         self.model.train()
         t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        perm = x.epoch_order(self.generator) if hasattr(x, "epoch_order") else \
+            torch.randperm(n, generator=self.generator, device=self.device)
         sums = torch.zeros(3 + len(self.extra_names), device=self.device)
         count = 0
         last_refresh = time.perf_counter()
