@@ -214,6 +214,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "preprocess": ("auto", "none", "minmax", "standardize", "binarize", "binarize-dynamic"),
     "nan": ("error", "drop"),
     "color": ("grayscale", "rgb"),
+    "header": ("auto", "yes", "no"),
+    "stream": ("auto", "on", "off"),
     "activation": ("relu", "leaky_relu", "elu", "gelu", "tanh"),
     "arch": ("mlp", "conv"),
     "likelihood": ("auto", "bernoulli", "gaussian", "gaussian-learned"),

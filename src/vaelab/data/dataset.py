@@ -12,7 +12,10 @@ from vaelab.data.preprocessing import Preprocessor
 
 @dataclass
 class Dataset:
-    """Examples ``x`` (float32, (N, D) or (N, C, H, W); may be a np.memmap) and labels ``y``.
+    """Examples ``x`` (float32, (N, D) or (N, C, H, W)) and labels ``y``.
+
+    ``x`` may also be a np.memmap or a :class:`~vaelab.data.lazy.LazyRows` (read on demand);
+    those are split, preprocessed and trained on chunk by chunk, never loaded whole.
 
     ``y`` holds int64 class indices with -1 for an unlabelled row, or is None.
     """
@@ -52,8 +55,11 @@ class Dataset:
         return int(self.y.max()) + 1
 
     def take(self, index: np.ndarray, name: str | None = None) -> Dataset:
+        from vaelab.data.lazy import LazyRows
+
+        x = self.x.take(index) if isinstance(self.x, LazyRows) else np.asarray(self.x[index])
         return Dataset(
-            x=np.asarray(self.x[index]),
+            x=x,
             y=None if self.y is None else self.y[index],
             name=name or self.name,
             label_names=self.label_names,

@@ -1,4 +1,8 @@
-"""Reversible preprocessing, fitted on the training split only and recorded in config.json."""
+"""Reversible preprocessing, fitted on the training split only and recorded in config.json.
+
+Fitting walks the rows in chunks (no float64 copy of the data; works on memory-mapped and
+lazily read arrays), and transforming a lazy array stays lazy: the transform runs per chunk.
+"""
 
 from __future__ import annotations
 
@@ -7,44 +11,75 @@ from typing import Any
 
 import numpy as np
 
+from vaelab.data.lazy import LazyRows, iter_chunks
+
 KINDS = ("none", "minmax", "standardize", "binarize", "binarize-dynamic")
+UNIT_KINDS = ("minmax", "binarize", "binarize-dynamic")
 
 
 @dataclass
 class Preprocessor:
     """Maps raw values to model space (``transform``) and back for display (``inverse``).
 
-    binarize-dynamic keeps [0, 1] intensities and resamples binary pixels every batch in the
-    trainer; its transform is the min-max scaling.
+    Every kind records the training split's raw ``min`` and ``max`` (the display range).
+    binarize thresholds the min-max scaled values once; binarize-dynamic keeps [0, 1]
+    intensities and the trainer resamples binary pixels every batch (its transform is min-max).
     """
 
     kind: str = "none"
     params: dict[str, Any] = field(default_factory=dict)
 
-    def fit(self, x: np.ndarray, threshold: float = 0.5) -> Preprocessor:
-        x = np.asarray(x, dtype=np.float64)
-        axis = 0
-        if self.kind in ("minmax", "binarize", "binarize-dynamic"):
-            lo, hi = float(np.min(x)), float(np.max(x))
-            self.params = {"min": lo, "max": hi}
-            if self.kind == "binarize":
-                self.params["threshold"] = float(threshold)
+    def fit(self, x: Any, threshold: float = 0.5) -> Preprocessor:
+        """Statistics of ``x`` (array, memmap or LazyRows), computed chunk by chunk."""
+        n_total = 0
+        lo, hi = np.inf, -np.inf
+        mean = m2 = None
+        for block in iter_chunks(x):
+            if not len(block):
+                continue
+            flat = block.reshape(len(block), -1)
+            lo, hi = min(lo, float(flat.min())), max(hi, float(flat.max()))
+            if self.kind == "standardize":  # Chan et al.'s pairwise mean / M2 update
+                b = flat.astype(np.float64)
+                nb = len(b)
+                mb = b.mean(axis=0)
+                m2b = ((b - mb) ** 2).sum(axis=0)
+                if mean is None:
+                    mean, m2 = mb, m2b
+                else:
+                    delta = mb - mean
+                    tot = n_total + nb
+                    mean = mean + delta * nb / tot
+                    m2 = m2 + m2b + delta**2 * n_total * nb / tot
+            n_total += len(block)
+        if n_total == 0:
+            lo = hi = 0.0
+        self.params = {"min": float(lo), "max": float(hi)}
+        if self.kind == "binarize":
+            self.params["threshold"] = float(threshold)
         elif self.kind == "standardize":
-            mean = x.reshape(len(x), -1).mean(axis=axis)
-            std = x.reshape(len(x), -1).std(axis=axis)
+            d = int(np.prod(np.shape(x)[1:], dtype=np.int64))
+            mean = np.zeros(d) if mean is None else mean
+            std = np.sqrt((m2 if m2 is not None else np.zeros(d)) / max(n_total, 1))
             std[std < 1e-8] = 1.0  # constant features stay constant
-            self.params = {"mean": mean.tolist(), "std": std.tolist()}
+            self.params.update({"mean": mean.tolist(), "std": std.tolist()})
         return self
 
-    def transform(self, x: np.ndarray) -> np.ndarray:
+    def transform(self, x: Any) -> Any:
+        """Raw values to model space; a LazyRows stays lazy (transformed per chunk)."""
+        if isinstance(x, LazyRows):
+            return x.map(self._transform) if self.kind != "none" else x
+        return self._transform(x)
+
+    def _transform(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if self.kind in ("minmax", "binarize", "binarize-dynamic"):
+        if self.kind in UNIT_KINDS:
             lo, hi = self.params["min"], self.params["max"]
-            out = (x - lo) / max(hi - lo, 1e-12)
-            out = np.clip(out, 0.0, 1.0).astype(np.float32)
+            out = (x - np.float32(lo)) * np.float32(1.0 / max(hi - lo, 1e-12))
+            np.clip(out, 0.0, 1.0, out=out)
             if self.kind == "binarize":
                 out = (out > self.params["threshold"]).astype(np.float32)
-            return out
+            return out.astype(np.float32, copy=False)
         if self.kind == "standardize":
             shape = x.shape
             mean = np.asarray(self.params["mean"], dtype=np.float32)
@@ -55,7 +90,7 @@ class Preprocessor:
     def inverse(self, x: np.ndarray) -> np.ndarray:
         """Model space back to the raw units (for plots and exported arrays)."""
         x = np.asarray(x, dtype=np.float32)
-        if self.kind in ("minmax", "binarize", "binarize-dynamic"):
+        if self.kind in UNIT_KINDS:
             lo, hi = self.params["min"], self.params["max"]
             return (x * (hi - lo) + lo).astype(np.float32)
         if self.kind == "standardize":
@@ -68,7 +103,11 @@ class Preprocessor:
     @property
     def bounded_unit(self) -> bool:
         """True when transformed values lie in [0, 1] (a Bernoulli likelihood fits)."""
-        return self.kind in ("minmax", "binarize", "binarize-dynamic")
+        if self.kind in UNIT_KINDS:
+            return True
+        if self.kind == "none" and "min" in self.params:
+            return self.params["min"] >= 0.0 and self.params["max"] <= 1.0
+        return False
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "params": self.params}

@@ -74,3 +74,11 @@ def _iris(cfg: DataConfig) -> RawData:
         feature_names=[str(n) for n in d.feature_names],
     )
     return RawData(train=ds, default_preprocess="standardize")
+
+
+def _register_builtin() -> None:
+    """Import the modules that register further named datasets."""
+    from vaelab.data import mnist  # noqa: F401
+
+
+_register_builtin()

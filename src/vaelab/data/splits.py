@@ -1,21 +1,46 @@
-"""Seeded train / validation / test splits and the preprocessing fitted on the train split."""
+"""Seeded train / validation / test splits and the preprocessing fitted on the train split.
+
+Memory-mapped and lazily read arrays stay lazy: splits are index views, the preprocessing is
+fitted chunk by chunk and applied per chunk when rows are read.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from vaelab.data.config import DataConfig
-from vaelab.data.dataset import DataSplits
+from vaelab.data.dataset import Dataset, DataSplits
+from vaelab.data.lazy import ArraySource, LazyRows, should_stream
 from vaelab.data.preprocessing import Preprocessor
 from vaelab.data.registry import RawData
 from vaelab.errors import DataError
+
+
+def _lazy_if_mapped(ds: Dataset | None, cfg: DataConfig) -> None:
+    """A np.memmap too large for memory becomes LazyRows (nothing below copies it whole);
+    a small one is simply read in."""
+    if ds is None or not isinstance(ds.x, np.memmap):
+        return
+    if should_stream(len(ds.x) * int(np.prod(ds.x.shape[1:], dtype=np.int64)) * 4, cfg.stream):
+        ds.x = LazyRows(ArraySource(ds.x), chunk_bytes=max(int(cfg.chunk_mb * (1 << 20)), 1))
+    else:
+        ds.x = np.asarray(ds.x, dtype=np.float32)
+
+
+def _flatten(ds: Dataset) -> None:
+    if ds.is_image and not isinstance(ds.x, LazyRows):
+        ds.x = ds.x.reshape(len(ds.x), -1)
 
 
 def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: int) -> DataSplits:
     """Split ``raw`` with ``seed``, fit the preprocessing on train, transform every split."""
     rng = np.random.default_rng(seed)
     full = raw.train
+    _lazy_if_mapped(full, cfg)
+    _lazy_if_mapped(raw.test, cfg)
     n = len(full)
+    if n == 0:
+        raise DataError(f"{full.name} holds no rows; give at least a few examples.")
     official_test = raw.test is not None
     perm = rng.permutation(n)
     if official_test:
@@ -30,11 +55,13 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
     train_idx = np.sort(rest[n_val:])
     if cfg.subset is not None:
         train_idx = np.sort(rng.permutation(train_idx)[: cfg.subset])
-    need = max(2, min(batch_size, 2))
-    if len(train_idx) < need or (cfg.val_fraction > 0 and len(val_idx) < 1):
+    need = 2  # the trainer never takes a batch of one row
+    if len(train_idx) < need or (cfg.val_fraction > 0 and len(val_idx) < 1) or \
+            (not official_test and len(test_idx) < 1):
         raise DataError(
             f"{full.name}: {n} rows are too few for the splits (train {len(train_idx)}, "
-            f"validation {len(val_idx)}, test {n_test}); give more rows or lower "
+            f"validation {len(val_idx)}, test {n_test}; training needs {need} rows and the "
+            "validation and test splits one each); give more rows or change "
             "--val-fraction / --test-fraction."
         )
     train = full.take(train_idx, name=f"{full.name}/train")
@@ -54,6 +81,8 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
     pre = Preprocessor(kind=kind).fit(train.x, threshold=cfg.binarize_threshold)
     for ds in {id(d): d for d in (train, val, test)}.values():
         ds.x = pre.transform(ds.x)
+        if cfg.flatten:
+            _flatten(ds)
     hint = "bernoulli" if pre.bounded_unit else "gaussian"
     info = {
         "source": full.name,
@@ -61,6 +90,7 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
         "sizes": {"train": len(train), "val": len(val) if val is not train else 0,
                   "test": len(test)},
         "example_shape": list(train.example_shape),
+        "streamed": isinstance(train.x, LazyRows),
         "preprocessing": pre.to_dict(),
     }
     return DataSplits(train=train, val=val, test=test, preprocessor=pre,

