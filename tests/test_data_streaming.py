@@ -194,3 +194,18 @@ def test_npy_twice_the_address_space_cap_trains(tmp_path):
     off = _child(tmp_path, big, cap, "off", "off")
     assert not off["ok"] and "Cannot allocate memory" in off["error"]
     assert not (tmp_path / "off").exists()
+
+
+def test_table_columns_by_index_and_forced_header(tmp_path):
+    from vaelab.data.tabular import read_table
+
+    p = tmp_path / "t.csv"
+    p.write_text("5.1,3.5,setosa\n4.9,3.0,setosa\n6.3,2.9,virginica\n")
+    d = read_table(p, label_column="-1", drop_columns=["0"])
+    np.testing.assert_array_equal(d.x, np.float32([[3.5], [3.0], [2.9]]))
+    assert d.y.tolist() == [0, 0, 1]
+    assert d.label_names == ["setosa", "virginica"]
+    q = tmp_path / "num_header.csv"
+    q.write_text("1,2\n3,4\n5,6\n")  # numeric names: only --header yes can tell
+    assert read_table(q, header="yes").x.tolist() == [[3, 4], [5, 6]]
+    assert len(read_table(q).x) == 3

@@ -25,7 +25,7 @@ def load_file(cfg: DataConfig) -> RawData:
     elif suffix == ".npz":
         ds = load_npz(path, cfg.nan)
     elif suffix in (".csv", ".tsv", ".txt", ".tab"):
-        ds = read_table(path, cfg.label_column, cfg.drop_columns, cfg.nan)
+        ds = read_table(path, cfg.label_column, cfg.drop_columns, cfg.nan, cfg.header)
     else:
         raise DataError(f"{path}: unknown file type '{suffix}'; use .csv, .tsv, .npy, .npz or a "
                         "folder of images.")

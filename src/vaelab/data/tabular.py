@@ -45,6 +45,7 @@ def read_table(
     label_column: str | None = None,
     drop_columns: list[str] | tuple[str, ...] = (),
     nan: str = "error",
+    header: str = "auto",
 ) -> Dataset:
     """Read a delimited text table into a Dataset; every problem is one DataError sentence."""
     path = Path(path)
@@ -76,6 +77,8 @@ def read_table(
                                                                           strict=True))
         or all(not n for n in first_numeric)
     )
+    if header in ("yes", "no"):
+        has_header = header == "yes"
     if has_header:
         names = [c or f"column{j}" for j, c in enumerate(rows[0])]
         body = rows[1:]
@@ -86,6 +89,8 @@ def read_table(
         first_line = 1
     if not body:
         raise DataError(f"{path} has a header but no data rows.")
+    label_column = _by_index(label_column, names)
+    drop_columns = [_by_index(c, names) for c in drop_columns]
     for col in drop_columns:
         if col not in names:
             raise DataError(f"{path}: --drop-columns names '{col}', which is not a column "
@@ -122,6 +127,17 @@ def read_table(
     x, y = handle_nonfinite(x, y, str(path), nan, feature_names, first_line)
     return Dataset(x=x, y=y, name=path.stem, label_names=label_names,
                    feature_names=feature_names)
+
+
+def _by_index(spec: str | None, names: list[str]) -> str | None:
+    """A column given as a 0-based index (negative from the end) becomes its name."""
+    if spec is None or spec in names:
+        return spec
+    try:
+        i = int(spec)
+    except ValueError:
+        return spec
+    return names[i] if -len(names) <= i < len(names) else spec
 
 
 def handle_nonfinite(x: np.ndarray, y: np.ndarray | None, name: str, nan: str,
