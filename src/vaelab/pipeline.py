@@ -40,9 +40,16 @@ def resolve_config(config: Config | dict | str | Path | None = None, **overrides
     return apply_overrides(cfg, overrides, source="argument") if overrides else cfg
 
 
-def prepare_run_dir(path: Path, *, force: bool = False) -> None:
-    """Refuse an existing run (unless ``force``) or an unwritable location before training."""
-    if path.exists() and any(path.iterdir()):
+def prepare_run_dir(path: Path, *, force: bool = False) -> Path:
+    """Check ``path`` before training and return the folder to train into.
+
+    An existing run is refused unless ``force``; with ``force`` the new run is trained in a
+    hidden sibling and replaces the old one only when it has finished (``swap_into_place``),
+    so a failed or interrupted replacement never destroys a finished result. A location that
+    cannot be written is refused.
+    """
+    work = path
+    if path.exists() and (not path.is_dir() or any(path.iterdir())):
         if not force:
             raise RunDirError(
                 f"{path} already holds a run; choose another --out, add --force to replace it, "
@@ -53,15 +60,64 @@ def prepare_run_dir(path: Path, *, force: bool = False) -> None:
                 f"{path} is not empty and is not a vaelab run; refusing to overwrite it with "
                 "--force - choose another --out."
             )
-        shutil.rmtree(path)
+        work = path.with_name(f".{path.name}.new")
+        if work.exists():
+            shutil.rmtree(work)
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
+        work.mkdir(parents=True, exist_ok=True)
+        probe = work / ".write-test"
         probe.write_text("ok")
         probe.unlink()
     except OSError as exc:
-        raise RunDirError(f"cannot write to {path} ({exc.strerror}); choose another --out.")\
-            from None
+        raise RunDirError(
+            f"cannot write to {path} ({exc.strerror}); choose another --out."
+        ) from None
+    return work
+
+
+def swap_into_place(work: Path, final: Path) -> None:
+    """Replace ``final`` by the finished run in ``work`` (no-op when they are the same)."""
+    if work == final:
+        return
+    old = final.with_name(f".{final.name}.old")
+    if old.exists():
+        shutil.rmtree(old)
+    final.rename(old)
+    work.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_status(path: Path, status: str, **info: Any) -> None:
+    """run.json: running / finished / interrupted / failed, with details."""
+    atomic_write_text(path / "run.json", json.dumps({"status": status, **info}, indent=2))
+
+
+RESUME_OPTIONS = {"epochs", "patience", "min_delta", "progress", "device", "threads",
+                  "sample_every_epoch"}
+
+
+def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
+    """The saved config of ``run_dir`` with the few options that may change on resume."""
+    from vaelab.errors import ConfigError
+
+    cfg_path = run_dir / "config.json"
+    if not cfg_path.exists():
+        raise RunDirError(f"{run_dir} has no config.json; it is not a vaelab run to resume.")
+    raw = json.loads(cfg_path.read_text(encoding="utf-8"))
+    saved = Config.from_dict({k: v for k, v in raw.items() if k in ("data", "model", "train",
+                                                                       "name")},
+                             source=str(cfg_path))
+    changed = sorted(k for k in overrides if k.replace("-", "_") not in RESUME_OPTIONS
+                     and k != "out")
+    if changed:
+        raise ConfigError(
+            f"--resume continues {run_dir} with its saved settings; option(s) "
+            f"{', '.join(changed)} cannot change (only {', '.join(sorted(RESUME_OPTIONS))} "
+            "can) - start a new run instead."
+        )
+    cfg = apply_overrides(saved, {k: v for k, v in overrides.items() if k != "out"})
+    cfg.out = str(run_dir)
+    return cfg
 
 
 def model_spec(cfg: Config, data: DataSplits) -> ModelSpec:
@@ -103,6 +159,7 @@ def train(
     config: Config | dict | str | Path | None = None,
     *,
     force: bool = False,
+    resume: str | Path | None = None,
     log: Log | None = print,
     report: bool = True,
     **overrides: Any,
@@ -110,14 +167,26 @@ def train(
     """Train a model as ``config`` says and return the finished :class:`Run`.
 
     ``config`` is a Config, a nested dict, or a TOML path; keyword overrides use flat option
-    names (``latent_dim=2``, ``epochs=5``, ``out="runs/x"``). The run directory holds
-    config.json, model.safetensors + model.json, history.csv, metrics.json, latents.npz,
-    figures/*.png and report.html.
+    names (``latent_dim=2``, ``epochs=5``, ``out="runs/x"``). ``resume`` continues an
+    interrupted run directory from its last completed epoch. The run directory holds
+    config.json, run.json, model.safetensors + model.json, history.csv, metrics.json,
+    latents.npz, checkpoints/, figures/*.png and report.html.
     """
-    say = log or (lambda msg: None)
-    cfg = resolve_config(config, **overrides)
+    from vaelab.errors import TrainingError
     from vaelab.train import distributed
+    from vaelab.train.checkpoint import latest_checkpoint
+    from vaelab.train.loop import Interrupted
+    from vaelab.train.signals import graceful_sigint
 
+    say = log or (lambda msg: None)
+    if resume is not None:
+        if config is not None:
+            from vaelab.errors import ConfigError
+
+            raise ConfigError("--resume takes its settings from the run; drop --config.")
+        cfg = resume_config(Path(resume), overrides)
+    else:
+        cfg = resolve_config(config, **overrides)
     dinfo = distributed.init_from_env(cfg.train.device)
     if not dinfo.is_main:  # under torchrun only rank 0 talks and writes
         say = lambda msg: None  # noqa: E731
@@ -129,26 +198,46 @@ def train(
     seed_everything(cfg.train.seed)
     spec = model_spec(cfg, data)
     model = build_model(cfg.model, spec)
-    if dinfo.is_main:
-        prepare_run_dir(out, force=force)
-        write_config(out, cfg, data, device, spec)
+    checkpoint = None
+    if resume is not None:
+        work = out
+        checkpoint = latest_checkpoint(work / "checkpoints")
+        if checkpoint is None:
+            raise RunDirError(f"{work} has no completed epoch to resume from; start it again "
+                              "with --force.")
+    elif dinfo.is_main:
+        work = prepare_run_dir(out, force=force)
+        write_config(work, cfg, data, device, spec)
+    else:
+        work = out
     distributed.barrier()
-    say(f"training {cfg.model.model} on {data.info['source']} "
-        f"(train {len(data.train)}, val {len(data.val)}, test {len(data.test)}; "
-        f"{spec.likelihood} likelihood) on {device} -> {out}")
+    if dinfo.is_main:
+        write_status(work, "running")
+    say(f"{'resuming' if checkpoint else 'training'} {cfg.model.model} on "
+        f"{data.info['source']} (train {len(data.train)}, val {len(data.val)}, test "
+        f"{len(data.test)}; {spec.likelihood} likelihood) on {device} -> {out}")
 
     from vaelab.train.callbacks import default_callbacks
 
-    trainer = Trainer(
-        model, cfg.train, device,
-        dynamic_binarize=data.preprocessor.kind == "binarize-dynamic",
-        callbacks=default_callbacks(cfg, out, data),
-        log=say,
-    )
-    t0 = time.perf_counter()
-    state = trainer.fit(data.train.x, data.train.y,
-                        data.val.x if data.val is not data.train else None,
-                        data.val.y if data.val is not data.train else None)
+    with graceful_sigint(say) as stop:
+        trainer = Trainer(
+            model, cfg.train, device,
+            dynamic_binarize=data.preprocessor.kind == "binarize-dynamic",
+            callbacks=default_callbacks(cfg, work, data),
+            log=say,
+            checkpoint_dir=work / "checkpoints",
+            stop_flag=stop,
+        )
+        t0 = time.perf_counter()
+        try:
+            state = trainer.fit(data.train.x, data.train.y,
+                                data.val.x if data.val is not data.train else None,
+                                data.val.y if data.val is not data.train else None,
+                                resume_from=checkpoint)
+        except (Interrupted, KeyboardInterrupt, TrainingError) as exc:
+            if dinfo.is_main:
+                _save_partial(trainer, work, exc, say)
+            raise
     elapsed = time.perf_counter() - t0
     dist_info = {}
     if dinfo.active:
@@ -159,17 +248,42 @@ def train(
         if not dinfo.is_main:
             return None  # type: ignore[return-value]
     trainer.restore_best()
-    write_history(out / "history.csv", state.history)
-    save_model(model, out, extra={"best_epoch": state.best_epoch})
-    run = Run(out, cfg, model=model, data=data)
+    write_history(work / "history.csv", state.history)
+    save_model(model, work, extra={"best_epoch": state.best_epoch})
+    run = Run(work, cfg, model=model, data=data)
     finish_run(run, state_info={
         "best_epoch": state.best_epoch,
         "epochs_run": state.epochs_done,
         "stopped_early": state.stopped_early,
         "train_seconds": elapsed,
+        "resumed": checkpoint is not None,
         **dist_info,
     }, log=say, report=report)
+    write_status(work, "finished", epochs=state.epochs_done, best_epoch=state.best_epoch)
+    if work != out:
+        swap_into_place(work, out)
+        run.path = out
+        say(f"replaced the previous run in {out}")
     return run
+
+
+def _save_partial(trainer: Trainer, work: Path, exc: BaseException, say: Log) -> None:
+    """Keep what an interrupted or failed run has: best weights, history, status."""
+    from vaelab.train.loop import Interrupted
+
+    state = trainer.state
+    status = "failed" if not isinstance(exc, (Interrupted, KeyboardInterrupt)) else "interrupted"
+    if state.history:
+        write_history(work / "history.csv", state.history)
+    if state.best_state is not None:
+        trainer.restore_best()
+        save_model(trainer.model, work, extra={"best_epoch": state.best_epoch})
+    write_status(work, status, epochs=state.epochs_done, best_epoch=state.best_epoch,
+                 message=str(exc) or type(exc).__name__,
+                 resume=f"vaelab train --resume {work}" if state.epochs_done else None)
+    say(f"run {status} after {state.epochs_done} complete epoch(s); best weights and history "
+        f"are in {work}" + (f"; continue with `vaelab train --resume {work}`"
+                           if state.epochs_done and status == "interrupted" else ""))
 
 
 def evaluate_run(run: Run, extra: dict[str, Any] | None = None) -> dict[str, Any]:

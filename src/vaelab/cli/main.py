@@ -24,11 +24,14 @@ def cli() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
               help="TOML file with [data], [model], [train] sections; flags override it.")
 @click.option("--out", default=None, help="Run directory (default runs/<dataset>-<model>).")
-@click.option("--force", is_flag=True, help="Replace an existing run directory.")
+@click.option("--force", is_flag=True,
+              help="Replace an existing run directory (only once the new run has finished).")
+@click.option("--resume", "resume", default=None, metavar="RUN",
+              help="Continue an interrupted run from its last completed epoch.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or messages.")
 @config_options
-def train(config_path: str | None, out: str | None, force: bool, quiet: bool,
-          **kwargs: Any) -> None:
+def train(config_path: str | None, out: str | None, force: bool, resume: str | None,
+          quiet: bool, **kwargs: Any) -> None:
     """Train a model and write its run directory (weights, history, metrics, figures, report)."""
     from vaelab.pipeline import train as run_train
 
@@ -37,7 +40,8 @@ def train(config_path: str | None, out: str | None, force: bool, quiet: bool,
         overrides["out"] = out
     if quiet:
         overrides["progress"] = False
-    run_train(config_path, force=force, log=None if quiet else click.echo, **overrides)
+    run_train(config_path, force=force, resume=resume, log=None if quiet else click.echo,
+              **overrides)
 
 
 @cli.command()
@@ -113,7 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     except VaelabError as exc:
         click.echo(f"vaelab: error: {exc}", err=True)
         sys.exit(2)
-    except click.Abort:
-        click.echo("vaelab: aborted", err=True)
+    except (click.Abort, KeyboardInterrupt):
+        click.echo("vaelab: interrupted", err=True)
+        sys.exit(130)
+    except Exception as exc:
+        from vaelab.train.loop import Interrupted
+
+        if not isinstance(exc, Interrupted):
+            raise
+        click.echo(f"vaelab: {exc}; the run directory keeps the last complete epoch", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

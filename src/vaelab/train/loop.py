@@ -12,6 +12,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -65,6 +66,14 @@ def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) ->
     return torch.optim.Adam(model.parameters(), foreach=True, **kw)
 
 
+class Interrupted(Exception):
+    """Raised inside the loop when a stop was requested (first Ctrl-C)."""
+
+    def __init__(self, epoch: int, step: int) -> None:
+        super().__init__(f"interrupted in epoch {epoch} at step {step}")
+        self.epoch, self.step = epoch, step
+
+
 class Trainer:
     """Optimise ``model`` on arrays held on ``device``; see module docstring."""
 
@@ -79,12 +88,17 @@ class Trainer:
         dynamic_binarize: bool = False,
         callbacks: list[EpochCallback] | None = None,
         log: Callable[[str], None] | None = None,
+        checkpoint_dir: Path | None = None,
+        stop_flag: Any = None,
     ) -> None:
         self.model = model.to(device)
         self.cfg = cfg
         self.device = device
         self.dynamic_binarize = dynamic_binarize
         self.callbacks = list(callbacks or [])
+        self.checkpoint_dir = checkpoint_dir
+        self.stop_flag = stop_flag
+        self.pending_rng: dict[str, Any] | None = None
         self.log = log or (lambda msg: None)
         from vaelab.train import distributed
 
@@ -201,7 +215,9 @@ class Trainer:
         val_y: np.ndarray | None = None,
         *,
         start_epoch: int = 0,
+        resume_from: Path | None = None,
     ) -> TrainState:
+        """Train from ``start_epoch`` (or from the checkpoint ``resume_from``) to cfg.epochs."""
         cfg = self.cfg
         dev = self.device
         if self.dist.active:  # each rank trains on its own equal-sized shard of the rows
@@ -222,10 +238,19 @@ class Trainer:
         gen = torch.Generator(device=dev)
         gen.manual_seed(cfg.seed)
         self.generator = gen
+        if resume_from is not None:
+            from vaelab.train.checkpoint import apply_rng, load_checkpoint
+
+            start_epoch = load_checkpoint(self, resume_from)
+            apply_rng(self)
         bar = self._progress_bar(cfg.epochs - start_epoch, steps)
         try:
             for epoch in range(start_epoch, cfg.epochs):
                 row = self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
+                if self.checkpoint_dir is not None and self.dist.is_main:
+                    from vaelab.train.checkpoint import save_checkpoint
+
+                    save_checkpoint(self.checkpoint_dir, self, epoch + 1)
                 if self._should_stop(epoch):
                     self.state.stopped_early = True
                     self.log(
@@ -247,14 +272,21 @@ class Trainer:
         perm = x.epoch_order(self.generator) if hasattr(x, "epoch_order") else \
             torch.randperm(n, generator=self.generator, device=self.device)
         sums = torch.zeros(3 + len(self.extra_names), device=self.device)
+        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
         count = 0
         last_refresh = time.perf_counter()
+        stop = self.stop_flag
         for i in range(steps):
+            if stop is not None and stop.requested:
+                raise Interrupted(epoch + 1, i)
             idx = perm[i * bs : (i + 1) * bs] if i < steps - 1 else perm[i * bs :]
             if self._graphed is not None and len(idx) == bs:
-                sums += self._graphed(idx) * bs
+                parts = self._graphed(idx)
             else:
-                sums += self._train_on(x[idx], None if y is None else y[idx]) * len(idx)
+                parts = self._train_on(x[idx], None if y is None else y[idx])
+            sums += parts * len(idx)
+            # remember the first non-finite step on the device (no host sync)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(parts[0]), i, first_bad)
             count += len(idx)
             if bar is not None:
                 bar.update(1)
@@ -272,9 +304,12 @@ class Trainer:
         row: dict[str, Any] = {"epoch": epoch + 1}
         row.update({f"train_{k}": v for k, v in zip(names, train_vals, strict=True)})
         if not all(math.isfinite(v) for v in train_vals[:3]):
+            step = int(first_bad) + 1 if int(first_bad) >= 0 else steps
             raise TrainingError(
-                f"the training loss became non-finite in epoch {epoch + 1}; lower --lr, add "
-                "--grad-clip, or check the likelihood / preprocessing fits the data."
+                f"the training loss or its gradient became non-finite in epoch {epoch + 1}, "
+                f"step {step} of {steps}; lower --lr, add --grad-clip 1.0, or check that the "
+                "likelihood and preprocessing fit the data (e.g. --likelihood gaussian for "
+                "standardised data); the best weights so far are kept."
             )
         if vx is not None:
             val = self.evaluate(vx, vy, batch_size=max(bs, 1024))
@@ -282,7 +317,7 @@ class Trainer:
             monitor = val["loss"]
         else:
             monitor = train_vals[0]
-        row["lr"] = self.optimizer.param_groups[0]["lr"]
+        row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["beta"] = self.model.config.beta * self.model.kl_scale
         row["time_s"] = train_time
         self.scheduler.step()
