@@ -17,7 +17,6 @@ import vaelab
 from vaelab.config import Config, apply_overrides
 from vaelab.data import DataSplits, load_data
 from vaelab.errors import RunDirError
-from vaelab.evaluate import elbo_metrics
 from vaelab.modelio import atomic_write_text, save_model
 from vaelab.models import ModelSpec, build_model
 from vaelab.run import Run, write_history
@@ -286,16 +285,53 @@ def _save_partial(trainer: Trainer, work: Path, exc: BaseException, say: Log) ->
                            if state.epochs_done and status == "interrupted" else ""))
 
 
-def evaluate_run(run: Run, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Compute the test metrics and write metrics.json (keeps keys others added)."""
-    test = run.data.test
+def evaluate_run(run: Run, extra: dict[str, Any] | None = None, *,
+                 iwae_k: int | None = None, log: Log | None = None) -> dict[str, Any]:
+    """Compute every test metric and the diagnostics; write metrics.json (keeps other keys)."""
+    from vaelab.evaluate.diagnostics import diagnose
+    from vaelab.evaluate.full import compute_metrics
+
+    k = run.config.train.eval_k if iwae_k is None else iwae_k
     metrics = dict(run.metrics)
-    metrics["test"] = {**metrics.get("test", {}),
-                       **elbo_metrics(run.model, test.x, test.y, seed=run.config.train.seed)}
+    test = compute_metrics(run, iwae_k=k, seed=run.config.train.seed,
+                           log=log or (lambda m: None))
+    metrics["test"] = test
+    pre = run.preprocessor
+    lo, hi = pre.params.get("min", 0.0), pre.params.get("max", 1.0)
+    if pre.kind == "standardize":
+        x = run.data.test.x[:2000]
+        lo, hi = float(np.min(x)), float(np.max(x))
+    elif pre.bounded_unit:
+        lo, hi = 0.0, 1.0
+    metrics["diagnostics"] = diagnose(test, run.saved_json("config.json"), (lo, hi),
+                                      run.model.variational)
     if extra:
         metrics.update(extra)
     atomic_write_text(run.path / "metrics.json", json.dumps(metrics, indent=2))
     return metrics
+
+
+def summary_lines(metrics: dict[str, Any]) -> list[str]:
+    """The few lines printed after training or `vaelab evaluate`."""
+    t = metrics["test"]
+    lines = []
+    if "neg_elbo" in t:
+        lines.append(f"test: negative ELBO {t['neg_elbo']:.3f} (reconstruction {t['recon']:.3f}"
+                     f", KL {t['kl']:.3f}) nats per example")
+    else:
+        lines.append(f"test: reconstruction NLL {t['recon_nll']:.3f} nats per example")
+    if "iwae_nll" in t:
+        lines.append(f"      IWAE NLL estimate {t['iwae_nll']:.3f} nats (K={t['iwae_k']})")
+    extra = [f"active units {t['active_units']}/{t['latent_dim']}",
+             f"recon MSE {t['recon_mse']:.4g}"]
+    if "knn_accuracy" in t:
+        extra.append(f"latent kNN accuracy {t['knn_accuracy']:.3f}")
+    if "frechet_distance" in t:
+        extra.append(f"Frechet distance {t['frechet_distance']:.2f}")
+    lines.append("      " + ", ".join(extra))
+    for d in metrics.get("diagnostics", []):
+        lines.append(f"advice: {d['issue']} ({d['evidence']}): {d['advice']}")
+    return lines
 
 
 def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = True) -> None:
@@ -303,10 +339,9 @@ def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = Tr
     from vaelab.figures import render_figures
 
     metrics = evaluate_run(run, {"training": state_info})
-    run.latents()
-    t = metrics["test"]
-    log(f"test: negative ELBO {t['neg_elbo']:.3f}, reconstruction {t['recon']:.3f}, "
-        f"KL {t['kl']:.3f} nats per example (best epoch {state_info['best_epoch']})")
+    for line in summary_lines(metrics):
+        log(line)
+    log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}")
     render_figures(run)
     if report:
         from vaelab.report import write_report

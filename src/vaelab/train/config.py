@@ -35,6 +35,8 @@ class TrainConfig:
     """fp32 or bf16 (autocast on a GPU)."""
     cuda_graphs: bool = True
     """On a CUDA GPU, capture the training step in a CUDA graph (eager if it cannot be)."""
+    eval_k: int = 100
+    """Importance samples for the test log-likelihood (IWAE) estimate after training; 0 skips."""
     fused_step: bool = True
     """Use the hand-written step for plain MLP VAEs (same gradients as autograd, faster)."""
     sample_every_epoch: bool = False

@@ -1,0 +1,89 @@
+"""All test-split metrics of a run (what metrics.json holds under "test")."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from vaelab.evaluate.iwae import iwae_log_likelihood
+from vaelab.evaluate.latent_metrics import active_units, label_structure, pca_share
+from vaelab.evaluate.metrics import elbo_metrics, encode_dataset
+
+if TYPE_CHECKING:
+    from vaelab.run import Run
+
+
+@torch.no_grad()
+def reconstruction_metrics(run: Run, x: np.ndarray, y: np.ndarray | None) -> dict[str, float]:
+    """MSE (model space), share of variance explained and, for [0, 1] data, binary accuracy."""
+    sq = 0.0
+    hits = 0.0
+    bounded = run.preprocessor.bounded_unit
+    for i in range(0, len(x), 1024):
+        xb = np.asarray(x[i : i + 1024], dtype=np.float32)
+        rec = run.reconstruct(xb, None if y is None else y[i : i + 1024])
+        sq += float(np.sum((rec - xb) ** 2))
+        if bounded:
+            hits += float(np.sum((rec > 0.5) == (xb > 0.5)))
+    n_values = len(x) * int(np.prod(x.shape[1:]))
+    mse = sq / n_values
+    xs = np.asarray(x[: min(len(x), 5000)], dtype=np.float64)
+    var = float(xs.var(axis=0).mean())
+    out = {"recon_mse": mse, "explained_variance": 1.0 - mse / var if var > 0 else float("nan")}
+    if bounded:
+        out["binary_accuracy"] = hits / n_values
+    return out
+
+
+def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = True,
+                    log=lambda msg: None) -> dict[str, Any]:
+    """Every metric of the test split, in nats per example where it is a log-likelihood."""
+    model = run.model
+    data = run.data
+    test = data.test
+    t0 = time.perf_counter()
+    m: dict[str, Any] = {}
+    base = elbo_metrics(model, test.x, test.y, seed=seed)
+    if model.variational:
+        m.update(base)
+    else:
+        m.update({"recon_nll": base["recon"], "n_test": base["n_test"], "units": base["units"],
+                  "likelihood": base["likelihood"]})
+    m.update(reconstruction_metrics(run, test.x, test.y))
+    if model.variational and iwae_k > 0:
+        ll = iwae_log_likelihood(model, test.x, test.y, k=iwae_k, seed=seed)
+        m["iwae_nll"] = float(-ll.mean())
+        m["iwae_k"] = iwae_k
+    lat = run.latents()
+    au, _ = active_units(lat["mu"])
+    m["active_units"] = au
+    m["latent_dim"] = int(lat["mu"].shape[1])
+    if lat["mu"].shape[1] >= 2:
+        m["pca2_variance_share"] = pca_share(lat["mu"], 2)
+    if test.y is not None and data.train.y is not None:
+        n_train = min(len(data.train), 20000)
+        z_train, _ = encode_dataset(model, data.train.x[:n_train], data.train.y[:n_train])
+        m.update(label_structure(z_train, data.train.y[:n_train], lat["mu"], test.y, seed))
+        if fid and test.x.ndim == 4:
+            m.update(fid_metric(run, seed))
+    m["eval_seconds"] = time.perf_counter() - t0
+    return m
+
+
+def fid_metric(run: Run, seed: int = 0, n: int = 2000) -> dict[str, Any]:
+    from vaelab.evaluate.fid import EPOCHS, FEATURES, features, frechet_distance, train_feature_net
+
+    data = run.data
+    classes = data.num_classes or 1
+    n_train = min(len(data.train), 20000)
+    net = train_feature_net(np.asarray(data.train.x[:n_train]), data.train.y[:n_train], classes)
+    real = np.asarray(data.test.x[:n])
+    fake = run.sample(len(real), seed=seed)
+    return {"frechet_distance": frechet_distance(features(net, fake), features(net, real)),
+            "frechet_features": f"{FEATURES}-d penultimate layer of an MLP classifier "
+                                f"(256-{FEATURES}, {EPOCHS} epochs, seed 0) trained on this "
+                                "run's training split",
+            "frechet_n": len(real)}

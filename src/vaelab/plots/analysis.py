@@ -1,0 +1,124 @@
+"""Figures of the latent space's geometry: manifold grid, traversals, histograms,
+interpolations, attribute vectors and denoising triplets."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from vaelab.plots.common import new_figure, show_image, tile, unit_range
+
+
+def _grid_image(images: np.ndarray, ncols: int, lo: float, hi: float) -> np.ndarray:
+    return tile(unit_range(images, lo, hi), ncols, pad=0)
+
+
+def manifold_grid(images: np.ndarray, values: np.ndarray,
+                  value_range: tuple[float, float]) -> Figure:
+    """Decoded n x n grid over a 2-D latent, axes labelled with the z1 / z2 values."""
+    n = len(values)
+    h, w = images.shape[-2:]
+    canvas = _grid_image(images, n, *value_range)
+    fig = new_figure(8.5, 8.8)
+    ax = fig.subplots()
+    ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=1,
+              extent=(0, n * w, 0, n * h), interpolation="nearest")
+    ticks = np.linspace(0, n - 1, 7).round().astype(int)
+    ax.set_xticks(ticks * w + w / 2, [f"{values[i]:.1f}" for i in ticks])
+    ax.set_yticks(ticks * h + h / 2, [f"{values[i]:.1f}" for i in ticks])
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    ax.set_title(f"decoded latent grid, {n} x {n} over [{values[0]:.0f}, {values[-1]:.0f}]",
+                 fontsize=11)
+    return fig
+
+
+def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
+               value_range: tuple[float, float], variances: np.ndarray | None = None
+               ) -> Figure:
+    """One row per latent dimension: the decoded mean code with that dimension swept."""
+    steps = len(values)
+    rows = len(dims)
+    fig = new_figure(max(6.0, 0.75 * steps + 1.2), 0.75 * rows + 1.0)
+    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
+    for r, (ax, d) in enumerate(zip(axes, dims, strict=True)):
+        show_image(ax, _grid_image(images[r * steps : (r + 1) * steps], steps, *value_range))
+        label = f"z{d + 1}"
+        if variances is not None:
+            label += f"\nvar {variances[d]:.2f}"
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    axes[-1].set_xticks(
+        [(i + 0.5) * images.shape[-1] for i in range(steps)],
+        [f"{v:.1f}" for v in values], fontsize=7)
+    axes[-1].set_xlabel("value of the swept dimension (others at the mean code)")
+    fig.suptitle("latent traversals", fontsize=11)
+    return fig
+
+
+def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
+    """Per-dimension histogram of the latent means against the N(0, 1) density."""
+    d = min(mu.shape[1], max_dims)
+    cols = min(5, d)
+    rows = math.ceil(d / cols)
+    fig = new_figure(3.0 * cols, 2.5 * rows + 0.4)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    grid = np.linspace(-4, 4, 200)
+    density = np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
+    for i, ax in enumerate(axes):
+        if i >= d:
+            ax.axis("off")
+            continue
+        v = mu[:, i]
+        ax.hist(v, bins=40, density=True, color="C0", alpha=0.7, range=(-4, 4))
+        ax.plot(grid, density, color="C3", lw=1.2, label="N(0, 1)")
+        ax.set_title(f"z{i + 1}", fontsize=9)
+        ax.text(0.02, 0.97, f"mean {v.mean():.2f}\nstd {v.std():.2f}\nmin {v.min():.2f}\n"
+                            f"max {v.max():.2f}", transform=ax.transAxes, fontsize=7,
+                va="top", family="monospace")
+        ax.tick_params(labelsize=7)
+    axes[0].legend(fontsize=7, loc="upper right")
+    fig.suptitle("posterior means per dimension vs the N(0, 1) prior", fontsize=11)
+    return fig
+
+
+def interpolation(linear: np.ndarray, spherical: np.ndarray,
+                  value_range: tuple[float, float]) -> Figure:
+    """Two strips between the same two inputs: linear (top) and spherical (bottom)."""
+    steps = len(linear)
+    fig = new_figure(max(6.0, 0.8 * steps), 2.4)
+    axes = fig.subplots(2, 1)
+    for ax, imgs, name in ((axes[0], linear, "linear"), (axes[1], spherical, "spherical")):
+        show_image(ax, _grid_image(imgs, steps, *value_range))
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("interpolation between two test inputs (ends: their reconstructions)",
+                 fontsize=10)
+    return fig
+
+
+def attribute_vectors(before: np.ndarray, after: np.ndarray, title: str,
+                      value_range: tuple[float, float]) -> Figure:
+    """Codes of one label (top) and the same codes plus an attribute vector (bottom)."""
+    n = len(before)
+    fig = new_figure(max(6.0, 0.8 * n), 2.6)
+    axes = fig.subplots(2, 1)
+    show_image(axes[0], _grid_image(before, n, *value_range))
+    axes[0].set_ylabel("code", rotation=0, ha="right", va="center", fontsize=9)
+    show_image(axes[1], _grid_image(after, n, *value_range))
+    axes[1].set_ylabel("code +\nvector", rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def denoising_triplets(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarray,
+                       value_range: tuple[float, float]) -> Figure:
+    """Rows: noisy input, the model's output, the clean original."""
+    n = len(clean)
+    fig = new_figure(max(6.0, 0.8 * n), 3.2)
+    axes = fig.subplots(3, 1)
+    for ax, imgs, name in zip(axes, (noisy, denoised, clean), ("noisy", "denoised", "clean"),
+                              strict=True):
+        show_image(ax, _grid_image(imgs, n, *value_range))
+        ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    return fig
