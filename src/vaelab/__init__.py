@@ -9,4 +9,4 @@ from vaelab.errors import VaelabError
 from vaelab.pipeline import train
 from vaelab.run import Run
 
-__all__ = ["Config", "Run", "VaelabError", "__version__", "train"]
+__all__ = ["Config", "Run", "VaelabError", "__version__", "run_recipe", "sweep", "train"]

@@ -63,6 +63,7 @@ class Config:
             raise ConfigError(f"Config file {p} cannot be read ({exc}).") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"Config file {p} is not valid TOML: {exc}.") from None
+        raw.pop("runs", None)  # a recipe's variants; see vaelab.recipes
         return cls.from_dict(raw, source=str(p))
 
     def run_dir(self) -> Path:

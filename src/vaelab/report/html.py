@@ -26,7 +26,53 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}
 figure{margin:0 0 22px} figure img{max-width:100%;border:1px solid #e3e6ea}
 figcaption{font-size:14px;color:#444;margin-top:6px} figcaption b{color:#1d232a}
 details pre{background:#f0f2f5;padding:10px;overflow:auto;font-size:12px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}
+.card{flex:1 1 170px;border:1px solid #e3e6ea;border-radius:6px;padding:10px 12px}
+.card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
+.card .k{font-size:13px;font-weight:600;color:#1d3557}
+.card .d{font-size:12px;color:#555;margin-top:4px}
+.advice{background:#fff6db;border-left:4px solid #e0a800;padding:8px 12px;margin:8px 0;
+font-size:14px}
+table{width:auto}
 """
+
+HEADLINE = [
+    ("neg_elbo", "negative ELBO", "nats per test example; lower is better (an upper bound on "
+     "-log p(x))"),
+    ("iwae_nll", "IWAE NLL", "importance-weighted estimate of -log p(x), K = {iwae_k}"),
+    ("recon_nll", "reconstruction NLL", "nats per test example (deterministic autoencoder)"),
+    ("recon", "reconstruction", "-E[log p(x|z)], nats per example"),
+    ("kl", "KL", "KL(q(z|x) || N(0, I)), nats per example"),
+    ("active_units", "active units", "of {latent_dim} latent dimensions carry information"),
+    ("knn_accuracy", "latent kNN accuracy", "labels predicted from 5 nearest codes (chance "
+     "{chance_accuracy:.2f})"),
+    ("frechet_distance", "Fréchet distance", "samples vs test images in a small classifier's "
+     "features; lower is better"),
+]
+
+
+def summary_cards(test: dict[str, Any]) -> str:
+    cards = []
+    for key, title, desc in HEADLINE:
+        if key not in test or not isinstance(test[key], (int, float)):
+            continue
+        try:
+            text = desc.format(**test)
+        except (KeyError, ValueError):
+            text = desc.split("{")[0]
+        cards.append(f'<div class=card><div class=k>{html.escape(title)}</div>'
+                     f'<div class=v>{_fmt(test[key])}</div><div class=d>{html.escape(text)}'
+                     "</div></div>")
+    return f'<div class=cards>{"".join(cards)}</div>'
+
+
+def advice_blocks(diagnostics: list[dict[str, str]]) -> str:
+    if not diagnostics:
+        return "<p>No problem detected by the diagnostics.</p>"
+    return "".join(
+        f'<div class=advice><b>{html.escape(d["issue"])}</b> ({html.escape(d["evidence"])}): '
+        f'{html.escape(d["advice"])}</div>' for d in diagnostics)
+
 
 
 def _fmt(v: Any) -> str:
@@ -88,7 +134,10 @@ def render_report(run_dir: str | Path) -> str:
 <title>{html.escape(title)}</title><style>{CSS}</style></head>
 <body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)} &middot;
 {html.escape(str(run_dir))}</p></header><main>
-<section><h2>Test metrics (nats per example)</h2>{metrics_table(metrics)}</section>
+<section><h2>Test metrics</h2>{summary_cards(metrics.get("test", {}))}
+<h3>Diagnostics</h3>{advice_blocks(metrics.get("diagnostics", []))}
+<details><summary>All metrics</summary>{metrics_table(
+    {k: v for k, v in metrics.items() if k != "diagnostics"})}</details></section>
 <section><h2>Figures</h2>{figure_blocks(run_dir / "figures")}</section>
 <section><h2>Configuration</h2><details><summary>config.json</summary>
 <pre>{html.escape(json.dumps(config, indent=2))}</pre></details></section>
