@@ -1,0 +1,163 @@
+"""The latent explorer: API validation, a load test, and the real page in headless Chromium."""
+
+import math
+import socket
+import statistics
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+import vaelab
+from vaelab.explorer import create_app
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    return vaelab.train(dataset="digits", latent_dim=3, epochs=3, hidden=[32], progress=False,
+                        log=None, eval_k=5, report=False,
+                        out=str(tmp_path_factory.mktemp("e") / "digits"))
+
+
+@pytest.fixture(scope="module")
+def client(digits_run):
+    return TestClient(create_app(digits_run.path))
+
+
+def test_info_and_points(client):
+    info = client.get("/api/info").json()
+    assert info["latent_dim"] == 3 and info["projection"] == "pca"
+    assert "PCA projection" in info["projection_note"] and info["kind"] == "image"
+    pts = client.get("/api/points").json()
+    assert len(pts["x"]) == len(pts["y"]) == len(pts["labels"]) == info["n_points"]
+    assert "/api/decode" in client.get("/openapi.json").json()["paths"]
+
+
+def test_decode_encode_interpolate_sample(client):
+    r = client.post("/api/decode", json={"z": [0.1, -0.2, 0.3]}).json()
+    assert r["output"]["shape"] == [1, 8, 8] and len(r["output"]["data"]) == 64
+    assert all(0 <= v <= 1 for v in r["output"]["data"])
+    p = client.post("/api/decode", json={"position": [0.5, -0.5]}).json()
+    assert len(p["z"]) == 3 and p["position"] == pytest.approx([0.5, -0.5], abs=1e-4)
+    e = client.post("/api/encode", json={"indices": [0, 5]}).json()
+    assert len(e["z"]) == 2 and len(e["inputs"]) == 2
+    i = client.post("/api/interpolate", json={"a": 0, "b": 5, "steps": 6,
+                                              "method": "slerp"}).json()
+    assert len(i["outputs"]) == 6
+    s = client.post("/api/sample", json={"n": 4, "seed": 1}).json()
+    assert len(s["outputs"]) == 4 and len(s["z"][0]) == 3
+
+
+BAD = [
+    ("/api/decode", {"z": [0.0, 1.0]}, 422, "latent has 3 dimensions"),
+    ("/api/decode", {"z": [0.0, "NaN", 1.0]}, 422, "finite"),
+    ("/api/decode", {"z": [0.0, 1e400, 1.0]}, 422, None),
+    ("/api/decode", {}, 422, "exactly one of z"),
+    ("/api/decode", {"z": [0, 0, 0], "position": [0, 0]}, 422, "exactly one of z"),
+    ("/api/decode", {"z": [0, 0, 1e6]}, 422, "within"),
+    ("/api/decode", {"z": "abc"}, 422, None),
+    ("/api/decode", {"z": [0, 0, 0], "extra": 1}, 422, None),
+    ("/api/encode", {"indices": [10**6]}, 422, "outside"),
+    ("/api/encode", {"indices": list(range(300))}, 422, None),
+    ("/api/encode", {"indices": [-1]}, 422, None),
+    ("/api/interpolate", {"a": 0, "b": 1, "steps": 1000}, 422, None),
+    ("/api/interpolate", {"a": 0, "b": 1, "method": "cubic"}, 422, None),
+    ("/api/sample", {"n": 100000}, 422, None),
+    ("/api/sample", {"n": 0}, 422, None),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "status", "message"), BAD)
+def test_bad_inputs_are_refused(client, path, body, status, message):
+    import json
+
+    raw = json.dumps(body, allow_nan=True)
+    r = client.post(path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == status, r.text
+    if message:
+        assert message in r.text
+
+
+def test_oversized_body_is_refused(client):
+    big = {"z": [0.0] * 3, "pad": "x" * 100_000}
+    r = client.post("/api/decode", json=big)
+    assert r.status_code == 413
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(digits_run):
+    import uvicorn
+
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(digits_run.path), host="127.0.0.1",
+                                        port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_concurrent_decode_load(server):
+    import httpx
+
+    def one(i: int) -> float:
+        t0 = time.perf_counter()
+        r = httpx.post(f"{server}/api/decode", json={"z": [math.sin(i), 0.1, -0.3]},
+                       timeout=10)
+        assert r.status_code == 200
+        return time.perf_counter() - t0
+
+    with ThreadPoolExecutor(8) as pool:
+        lat = list(pool.map(one, range(200)))
+    assert len(lat) == 200
+    p95 = statistics.quantiles(lat, n=20)[-1]
+    assert p95 < 2.0, p95  # bounded: no request hangs behind the model lock
+
+
+def _browser(p):
+    return p.chromium.launch(
+        executable_path="/usr/bin/chromium",
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--disable-sync", "--no-first-run"])
+
+
+@pytest.mark.browser
+def test_page_click_and_slider_change_the_decoded_image(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = _browser(p)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        hosts = set()
+        page.on("request", lambda r: hosts.add(r.url.split("/")[2]))
+        page.goto(server + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20000)
+        pixels = "() => Array.from(document.getElementById('decoded').getContext('2d')" \
+                 ".getImageData(0, 0, 196, 196).data.filter((v, i) => i % 4 === 0))" \
+                 ".join(',')"
+        before = page.evaluate(pixels)
+        box = page.locator("#scatter").bounding_box()
+        page.mouse.click(box["x"] + 40, box["y"] + 40)
+        page.wait_for_function(f"({pixels})() !== {before!r}", timeout=10000)
+        after_click = page.evaluate(pixels)
+        assert after_click != before
+        slider = page.locator("#slider-0")
+        slider.fill("3.5")
+        page.wait_for_function(f"({pixels})() !== {after_click!r}", timeout=10000)
+        page.locator("#resample").click()
+        assert page.locator("#samples canvas").count() == 12
+        browser.close()
+    assert hosts == {server.split("/")[2]}
