@@ -37,6 +37,17 @@ def reconstructions(originals: np.ndarray, recons: np.ndarray,
     return feature_reconstructions(originals, recons, feature_names)
 
 
+def _feature_ticks(ax, names: list[str]) -> None:
+    """Feature names as ticks when they fit, else about 10 numbered ticks."""
+    d = len(names)
+    if d <= 12:
+        ax.set_xticks(range(d), names, rotation=60, fontsize=7, ha="right")
+    else:
+        ticks = np.unique(np.linspace(0, d - 1, 10).round().astype(int))
+        ax.set_xticks(ticks, [str(t) for t in ticks], fontsize=7)
+        ax.set_xlabel("feature index", fontsize=8)
+
+
 def feature_reconstructions(originals: np.ndarray, recons: np.ndarray,
                             feature_names: list[str] | None = None, max_rows: int = 6) -> Figure:
     """Tabular data: one small panel per example, original and reconstructed value per feature."""
@@ -47,10 +58,13 @@ def feature_reconstructions(originals: np.ndarray, recons: np.ndarray,
     axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
     pos = np.arange(d)
     for i, ax in enumerate(axes):
-        ax.bar(pos - 0.2, originals[i], width=0.4, label="original", color="C0")
-        ax.bar(pos + 0.2, recons[i], width=0.4, label="reconstruction", color="C1")
-        ax.set_xticks(pos, names if d <= 12 else [str(j) for j in pos], rotation=60,
-                      fontsize=7, ha="right")
+        if d <= 40:
+            ax.bar(pos - 0.2, originals[i], width=0.4, label="original", color="C0")
+            ax.bar(pos + 0.2, recons[i], width=0.4, label="reconstruction", color="C1")
+        else:  # wide tables: lines, not thousands of bars
+            ax.plot(pos, originals[i], lw=0.8, label="original", color="C0")
+            ax.plot(pos, recons[i], lw=0.8, label="reconstruction", color="C1")
+        _feature_ticks(ax, names)
         ax.set_title(f"example {i}", fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes[0].legend(fontsize=7)
@@ -67,11 +81,11 @@ def samples(images: np.ndarray, ncols: int = 10,
                           value_range=value_range)
     d = images.shape[1]
     names = feature_names or [f"x{i}" for i in range(d)]
-    fig = new_figure(max(4.0, 0.7 * d + 2), 3.4)
+    fig = new_figure(max(6.0, min(0.7 * d + 2, 14)), 3.6)
     ax = fig.subplots()
     for row in images[:50]:
         ax.plot(range(d), row, color="C0", alpha=0.3)
-    ax.set_xticks(range(d), names, rotation=30, fontsize=8, ha="right")
-    ax.set_title("random samples, z ~ N(0, I): one line per sample (raw units)", fontsize=11)
+    _feature_ticks(ax, names)
+    ax.set_title("random samples, z ~ N(0, I)\none line per sample (raw units)", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
