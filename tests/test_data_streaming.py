@@ -134,7 +134,7 @@ CHILD = textwrap.dedent("""
     try:
         run = vaelab.train(data=path, stream=stream, chunk_mb=8, preprocess="minmax", epochs=2,
                            batch_size=1024, hidden=[16], latent_dim=2, progress=False,
-                           report=False, threads=2, out=out, log=None)
+                           report=False, threads=2, eval_k=0, out=out, log=None)
         res = {"ok": True, "loss": [r["train_loss"] for r in run.history],
                "train": run.data.info["sizes"]["train"], "streamed": run.data.info["streamed"]}
     except VaelabError as exc:

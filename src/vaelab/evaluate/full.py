@@ -39,8 +39,11 @@ def reconstruction_metrics(run: Run, x: np.ndarray, y: np.ndarray | None) -> dic
 
 
 def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = True,
-                    log=lambda msg: None) -> dict[str, Any]:
-    """Every metric of the test split, in nats per example where it is a log-likelihood."""
+                    iwae_max_n: int = 10000, log=lambda msg: None) -> dict[str, Any]:
+    """Every metric of the test split, in nats per example where it is a log-likelihood.
+
+    The IWAE estimate uses the first ``iwae_max_n`` test examples (``iwae_n`` in the result).
+    """
     model = run.model
     data = run.data
     test = data.test
@@ -54,9 +57,12 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
                   "likelihood": base["likelihood"]})
     m.update(reconstruction_metrics(run, test.x, test.y))
     if model.variational and iwae_k > 0:
-        ll = iwae_log_likelihood(model, test.x, test.y, k=iwae_k, seed=seed)
+        n_iw = min(len(test), iwae_max_n)
+        ll = iwae_log_likelihood(model, test.x[:n_iw],
+                                 None if test.y is None else test.y[:n_iw], k=iwae_k, seed=seed)
         m["iwae_nll"] = float(-ll.mean())
         m["iwae_k"] = iwae_k
+        m["iwae_n"] = n_iw
     lat = run.latents()
     au, _ = active_units(lat["mu"])
     m["active_units"] = au
