@@ -49,22 +49,18 @@ def mutated(seed: bytes) -> st.SearchStrategy[bytes]:
                                st.integers(0, 64), st.binary(max_size=16)).map(mutate))
 
 
-@FUZZ
-@given(data=mutated(_valid_idx()))
-def test_idx_reader(tmp_path_factory, data):
-    p = tmp_path_factory.mktemp("idx") / "f.idx"
-    p.write_bytes(data)
-    with contextlib.suppress(DataError):
-        read_idx(p)
+@pytest.mark.parametrize(("suffix", "seed", "reader"),
+                         [(".idx", _valid_idx(), read_idx), (".npz", _valid_npz(), load_npz)])
+def test_binary_readers(tmp_path_factory, suffix, seed, reader):
+    @FUZZ
+    @given(data=mutated(seed))
+    def check(data):
+        p = tmp_path_factory.mktemp("bin") / f"f{suffix}"
+        p.write_bytes(data)
+        with contextlib.suppress(DataError):
+            reader(p)
 
-
-@FUZZ
-@given(data=mutated(_valid_npz()))
-def test_npz_reader(tmp_path_factory, data):
-    p = tmp_path_factory.mktemp("npz") / "f.npz"
-    p.write_bytes(data)
-    with contextlib.suppress(DataError):
-        load_npz(p)
+    check()
 
 
 @FUZZ

@@ -51,8 +51,17 @@ def supports(model: BaseModel) -> bool:
     return _linears(enc.body, enc.head) is not None and _linears(dec.body, dec.head) is not None
 
 
-def _act_forward(act: nn.Module, a: Tensor) -> Tensor:
-    return act(a)
+def _mlp_forward(layers: list[nn.Linear], act: nn.Module, h: Tensor
+                 ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    """Run hidden layers + head; return the output, each layer's input, each pre-activation."""
+    inputs, pres = [h], []
+    for lin in layers[:-1]:
+        a = torch.addmm(lin.bias, h, lin.weight.t())
+        h = act(a)
+        pres.append(a)
+        inputs.append(h)
+    head = layers[-1]
+    return torch.addmm(head.bias, h, head.weight.t()), inputs, pres
 
 
 def _act_backward(act: nn.Module, grad: Tensor, a: Tensor, h: Tensor) -> Tensor:
@@ -102,30 +111,12 @@ class FusedVAEStep:
         model = self.model
         b = xb.shape[0]
         x = xb.reshape(b, -1)
-        # encoder
-        hs, pres = [x], []
-        h = x
-        for lin in self.enc[:-1]:
-            a = torch.addmm(lin.bias, h, lin.weight.t())
-            h = _act_forward(self.enc_act, a)
-            pres.append(a)
-            hs.append(h)
-        head = self.enc[-1]
-        e = torch.addmm(head.bias, h, head.weight.t())
+        e, hs, pres = _mlp_forward(self.enc, self.enc_act, x)
         mu, lv = e[:, : self.latent], e[:, self.latent :]
         std = torch.exp(0.5 * lv)
         eps = torch.randn_like(mu)
         z = mu + std * eps
-        # decoder
-        dhs, dpres = [z], []
-        h = z
-        for lin in self.dec[:-1]:
-            a = torch.addmm(lin.bias, h, lin.weight.t())
-            h = _act_forward(self.dec_act, a)
-            dpres.append(a)
-            dhs.append(h)
-        out = self.dec[-1]
-        logits = torch.addmm(out.bias, h, out.weight.t())
+        logits, dhs, dpres = _mlp_forward(self.dec, self.dec_act, z)
         # objective
         if self.bernoulli:
             recon_sum = F.binary_cross_entropy_with_logits(logits, x, reduction="sum")
