@@ -86,14 +86,50 @@ def read_model_json(folder: str | Path) -> dict[str, Any]:
     return meta
 
 
+_FOREIGN = {  # magic numbers of files people mistake for weights
+    b"PK\x03\x04": "a zip archive (torch.save / .pt files are zipped pickles)",
+    b"\x80": "a Python pickle",
+    b"\x89HDF": "an HDF5 (Keras) file",
+    b"\x93NUMPY": "a NumPy .npy file",
+}
+
+
+def check_safetensors_header(path: Path) -> None:
+    """Refuse, from its first bytes, a file that cannot be safetensors (never unpickling it)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+            size = os.fstat(fh.fileno()).st_size
+    except OSError as exc:
+        raise ModelFileError(f"{path} cannot be read ({exc.strerror}); restore the file or "
+                             "retrain.") from None
+    for magic, what in _FOREIGN.items():
+        if head.startswith(magic):
+            raise ModelFileError(
+                f"{path} is {what}, not safetensors; vaelab never unpickles model files - "
+                "save the weights with safetensors (vaelab.modelio.save_model)."
+            )
+    if len(head) < 9:
+        raise ModelFileError(f"{path} holds only {size} bytes; it is truncated or empty - "
+                             "retrain or restore it.")
+    n = int.from_bytes(head[:8], "little")
+    if n > size - 8 or head[8:9] != b"{":
+        raise ModelFileError(
+            f"{path} is not a safetensors file (its header length {n} does not fit the file's "
+            f"{size} bytes, or the header is not JSON); it is truncated or of another format - "
+            "retrain or restore it."
+        )
+
+
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a safetensors file, refusing anything else with a clear error."""
     path = Path(path)
     if not path.exists():
         raise ModelFileError(f"{path} is missing; train a model first or check the run folder.")
+    check_safetensors_header(path)
     try:
         return load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+    except (SafetensorError, OSError, ValueError, RuntimeError, TypeError) as exc:
         raise ModelFileError(
             f"{path} is not a readable safetensors file ({exc}); it may be truncated or of "
             "another format - retrain or restore it."
@@ -130,11 +166,17 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> BaseMo
             f"{folder / 'model.safetensors'} does not match model.json: missing tensors "
             f"{missing}, unexpected {unexpected}; the two files come from different models."
         )
+    want = model.state_dict()
     for k, shape in expected.items():
         if got[k] != shape:
             raise ModelFileError(
                 f"{folder / 'model.safetensors'}: tensor '{k}' has shape {list(got[k])} but "
                 f"model.json implies {list(shape)}; the two files come from different models."
+            )
+        if want[k].is_floating_point() != tensors[k].is_floating_point():
+            raise ModelFileError(
+                f"{folder / 'model.safetensors'}: tensor '{k}' has dtype {tensors[k].dtype} "
+                f"but the model needs {want[k].dtype}; the file was not written by vaelab."
             )
     model.load_state_dict(tensors)
     model.eval()

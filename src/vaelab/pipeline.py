@@ -81,9 +81,14 @@ def swap_into_place(work: Path, final: Path) -> None:
     old = final.with_name(f".{final.name}.old")
     if old.exists():
         shutil.rmtree(old)
-    final.rename(old)
+    if final.exists():
+        final.rename(old)  # from here until the next rename the finished run is in `old`
     work.rename(final)
+    (final / REPLACES).unlink(missing_ok=True)
     shutil.rmtree(old, ignore_errors=True)
+
+
+REPLACES = "REPLACES"  # in a --force replacement: the run folder it replaces when finished
 
 
 def write_status(path: Path, status: str, **info: Any) -> None:
@@ -138,9 +143,9 @@ def environment() -> dict[str, Any]:
 
 
 def write_config(path: Path, cfg: Config, data: DataSplits, device: torch.device,
-                 spec: ModelSpec) -> None:
+                 spec: ModelSpec, out: Path | None = None) -> None:
     payload = cfg.to_dict()
-    payload["out"] = str(path)
+    payload["out"] = str(out or path)
     payload["resolved"] = {
         "device": str(device),
         "likelihood": spec.likelihood,
@@ -173,7 +178,6 @@ def train(
     """
     from vaelab.errors import TrainingError
     from vaelab.train import distributed
-    from vaelab.train.checkpoint import latest_checkpoint
     from vaelab.train.loop import Interrupted
     from vaelab.train.signals import graceful_sigint
 
@@ -198,15 +202,17 @@ def train(
     spec = model_spec(cfg, data)
     model = build_model(cfg.model, spec)
     checkpoint = None
+    final = out  # where the finished run ends up
     if resume is not None:
         work = out
-        checkpoint = latest_checkpoint(work / "checkpoints")
-        if checkpoint is None:
-            raise RunDirError(f"{work} has no completed epoch to resume from; start it again "
-                              "with --force.")
+        checkpoint = resumable_checkpoint(work, cfg.train.epochs)
+        if (work / REPLACES).exists():  # an interrupted --force replacement
+            final = Path((work / REPLACES).read_text(encoding="utf-8").strip())
     elif dinfo.is_main:
         work = prepare_run_dir(out, force=force)
-        write_config(work, cfg, data, device, spec)
+        write_config(work, cfg, data, device, spec, out=out)
+        if work != out:
+            atomic_write_text(work / REPLACES, str(out))
     else:
         work = out
     distributed.barrier()
@@ -250,39 +256,80 @@ def train(
     write_history(work / "history.csv", state.history)
     save_model(model, work, extra={"best_epoch": state.best_epoch})
     run = Run(work, cfg, model=model, data=data)
-    finish_run(run, state_info={
-        "best_epoch": state.best_epoch,
-        "epochs_run": state.epochs_done,
-        "stopped_early": state.stopped_early,
-        "train_seconds": elapsed,
-        "resumed": checkpoint is not None,
-        **dist_info,
-    }, log=say, report=report)
+    try:
+        finish_run(run, state_info={
+            "best_epoch": state.best_epoch,
+            "epochs_run": state.epochs_done,
+            "stopped_early": state.stopped_early,
+            "train_seconds": elapsed,
+            "resumed": checkpoint is not None,
+            **dist_info,
+        }, log=say, report=report)
+    except KeyboardInterrupt:  # training is done; evaluation / figures can be redone
+        write_status(work, "interrupted", stage="evaluation", epochs=state.epochs_done,
+                     best_epoch=state.best_epoch, resume=f"vaelab train --resume {work}")
+        raise
     write_status(work, "finished", epochs=state.epochs_done, best_epoch=state.best_epoch)
-    if work != out:
-        swap_into_place(work, out)
-        run.path = out
-        say(f"replaced the previous run in {out}")
+    if work != final:
+        swap_into_place(work, final)
+        run.path = final
+        say(f"replaced the previous run in {final}")
     return run
 
 
+def resumable_checkpoint(work: Path, epochs: int) -> Path:
+    """The checkpoint ``--resume`` continues from; refuse runs that cannot be continued."""
+    from vaelab.train.checkpoint import checkpoint_info, latest_checkpoint
+
+    checkpoint = latest_checkpoint(work / "checkpoints")
+    if checkpoint is None:
+        raise RunDirError(f"{work} has no completed epoch to resume from; start it again "
+                          "with --force.")
+    done, step = checkpoint_info(checkpoint)
+    status = Run(work, Config()).saved_json("run.json").get("status")
+    if status == "finished" and not step and done >= epochs:
+        raise RunDirError(f"{work} has already finished its {done} epochs; pass --epochs with "
+                          f"more than {done} to train it longer.")
+    try:
+        probe = work / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunDirError(f"cannot write to {work} ({exc.strerror}); it cannot be resumed "
+                          "there.") from None
+    return checkpoint
+
+
 def _save_partial(trainer: Trainer, work: Path, exc: BaseException, say: Log) -> None:
-    """Keep what an interrupted or failed run has: best weights, history, status."""
+    """Keep what an interrupted or failed run has: status, history, best weights.
+
+    run.json is written first (each file atomically) and further Ctrl-C are ignored while
+    these few small files are written, so the folder is valid whenever this returns.
+    """
     from vaelab.train.loop import Interrupted
+    from vaelab.train.signals import sigint_ignored
 
     state = trainer.state
     status = "failed" if not isinstance(exc, (Interrupted, KeyboardInterrupt)) else "interrupted"
-    if state.history:
-        write_history(work / "history.csv", state.history)
-    if state.best_state is not None:
-        trainer.restore_best()
-        save_model(trainer.model, work, extra={"best_epoch": state.best_epoch})
-    write_status(work, status, epochs=state.epochs_done, best_epoch=state.best_epoch,
-                 message=str(exc) or type(exc).__name__,
-                 resume=f"vaelab train --resume {work}" if state.epochs_done else None)
-    say(f"run {status} after {state.epochs_done} complete epoch(s); best weights and history "
-        f"are in {work}" + (f"; continue with `vaelab train --resume {work}`"
-                           if state.epochs_done and status == "interrupted" else ""))
+    saved_step = exc.step if isinstance(exc, Interrupted) and exc.saved else 0
+    can_resume = status == "interrupted" and (state.epochs_done or saved_step)
+    final = work
+    if (work / REPLACES).exists():
+        final = Path((work / REPLACES).read_text(encoding="utf-8").strip())
+    with sigint_ignored():
+        write_status(work, status, epochs=state.epochs_done, step=saved_step,
+                     best_epoch=state.best_epoch, message=str(exc) or type(exc).__name__,
+                     resume=f"vaelab train --resume {work}" if can_resume else None)
+        if state.history:
+            write_history(work / "history.csv", state.history)
+        if state.best_state is not None:
+            trainer.restore_best()
+            save_model(trainer.model, work, extra={"best_epoch": state.best_epoch})
+    where = f"{state.epochs_done} complete epoch(s)" + \
+        (f" and {saved_step} step(s) of the next" if saved_step else "")
+    say(f"run {status} after {where}; best weights and history are in {work}"
+        + (f"; continue with `vaelab train --resume {work}`" if can_resume else "")
+        + (f"; the previous run in {final} is untouched" if final != work else ""))
 
 
 def evaluate_run(run: Run, extra: dict[str, Any] | None = None, *,

@@ -85,6 +85,13 @@ class Run:
             raise RunDirError(f"{p} is not valid JSON ({exc}).") from None
 
     @property
+    def status(self) -> str:
+        """From run.json: 'finished', 'interrupted' (Ctrl-C), 'failed' (e.g. a non-finite
+        loss) or 'running' (still training, or killed: ``vaelab train --resume`` continues it).
+        Runs written before run.json existed count as finished."""
+        return str(self.saved_json("run.json").get("status", "finished"))
+
+    @property
     def metrics(self) -> dict[str, Any]:
         return self.saved_json("metrics.json")
 

@@ -125,6 +125,6 @@ def main(argv: list[str] | None = None) -> None:
 
         if not isinstance(exc, Interrupted):
             raise
-        click.echo(f"vaelab: {exc}; the run directory keeps the last complete epoch", err=True)
+        click.echo(f"vaelab: {exc}; the run directory is valid (run.json says so)", err=True)
         sys.exit(130)
     sys.exit(code if isinstance(code, int) else 0)

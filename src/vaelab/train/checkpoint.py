@@ -6,6 +6,11 @@ history, best epoch / value, scheduler and optimiser scalars, numpy and Python R
 A checkpoint folder is written under a temporary name and renamed when complete; then
 ``checkpoints/LATEST`` (written atomically) names it and older folders are removed. A crash at
 any moment leaves the previous complete checkpoint in force. Nothing is pickled.
+
+A first Ctrl-C writes a mid-epoch checkpoint ``epoch-NNNN-step-SSSSS`` (NNNN epochs complete,
+SSSSS steps of the next one done): it adds the loss parts of those steps and the permutation
+generator's state at the start of the epoch, so that resuming redoes the same row order and
+continues at the next step with the same numbers as an uninterrupted run.
 """
 
 from __future__ import annotations
@@ -52,13 +57,18 @@ def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tens
     return tensors, scalars
 
 
-def save_checkpoint(folder: Path, trainer: Any, epoch: int) -> Path:
-    """Write the state after ``epoch`` (1-based, completed) and make it the latest."""
+def save_checkpoint(folder: Path, trainer: Any, epoch: int,
+                    partial: dict[str, Any] | None = None) -> Path:
+    """Write the state after ``epoch`` (1-based, completed) and make it the latest.
+
+    ``partial`` (``step``, ``parts``, ``generator``, ``time_s``) marks a checkpoint taken
+    ``step`` steps into the next epoch.
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    name = f"epoch-{epoch:04d}"
+    name = f"epoch-{epoch:04d}" + (f"-step-{partial['step']:05d}" if partial else "")
+    for stale in folder.glob(".epoch-*.tmp-*"):  # left by a process killed while saving
+        shutil.rmtree(stale, ignore_errors=True)
     tmp = folder / f".{name}.tmp-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     tmp.mkdir()
     tensors = {f"model.{k}": v.detach().cpu().contiguous()
                for k, v in trainer.model.state_dict().items()}
@@ -68,10 +78,17 @@ def save_checkpoint(folder: Path, trainer: Any, epoch: int) -> Path:
     opt_t, opt_s = _optimizer_tensors(trainer.optimizer)
     tensors.update(opt_t)
     tensors.update(_rng_tensors(trainer))
+    if partial:
+        tensors["rng.generator"] = partial["generator"].cpu()  # as at the start of the epoch
+        tensors["partial.parts"] = partial["parts"].detach().float().cpu().contiguous()
     save_file(tensors, str(tmp / "state.safetensors"))
+    with open(tmp / "state.safetensors", "rb+") as fh:
+        os.fsync(fh.fileno())
     np_state = np.random.get_state()
     meta = {
         "epoch": epoch,
+        "step": partial["step"] if partial else 0,
+        "time_s": partial["time_s"] if partial else 0.0,
         "history": trainer.state.history,
         "best_val": trainer.state.best_val,
         "best_epoch": trainer.state.best_epoch,
@@ -90,10 +107,25 @@ def save_checkpoint(folder: Path, trainer: Any, epoch: int) -> Path:
         shutil.rmtree(final)
     os.replace(tmp, final)
     atomic_write_text(folder / LATEST, name + "\n")
+    _fsync_dir(folder)
     for old in folder.glob("epoch-*"):
         if old.name != name:
             shutil.rmtree(old, ignore_errors=True)
     return final
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames in ``folder`` durable (no-op where directories cannot be opened)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _py_state(state: tuple) -> list:
@@ -102,21 +134,51 @@ def _py_state(state: tuple) -> list:
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint ``LATEST`` names, else the newest complete one, else None."""
     pointer = folder / LATEST
-    if not pointer.exists():
-        return None
-    path = folder / pointer.read_text().strip()
-    return path if (path / "state.json").exists() else None
+    try:
+        path = folder / pointer.read_text(encoding="utf-8").strip()
+        if path.name.startswith("epoch-") and (path / "state.json").exists():
+            return path
+    except (OSError, UnicodeDecodeError):
+        pass
+    done = sorted(p for p in folder.glob("epoch-*") if (p / "state.json").exists())
+    return done[-1] if done else None
+
+
+def checkpoint_info(path: Path) -> tuple[int, int]:
+    """(epochs complete, steps done in the next epoch) of a checkpoint folder."""
+    try:
+        meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        return int(meta["epoch"]), int(meta.get("step", 0))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise RunDirError(f"checkpoint {path} is unreadable ({exc}); it cannot be resumed - "
+                          "start the run again with --force.") from None
 
 
 def load_checkpoint(trainer: Any, path: Path) -> int:
-    """Restore ``trainer`` (model, optimiser, scheduler, state, RNGs); return the epoch done."""
+    """Restore ``trainer`` (model, optimiser, scheduler, state, RNGs); return the epoch done.
+
+    A mid-epoch checkpoint also sets ``trainer.partial`` (step and loss parts so far).
+    """
     try:
         meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
         tensors = load_file(str(path / "state.safetensors"))
-    except (OSError, json.JSONDecodeError, SafetensorError) as exc:
-        raise RunDirError(f"checkpoint {path} is unreadable ({exc}); it cannot be resumed.")\
-            from None
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise RunDirError(f"checkpoint {path} is unreadable ({exc}); it cannot be resumed - "
+                          "start the run again with --force.") from None
+    try:
+        epoch = _restore(trainer, meta, tensors)
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise RunDirError(
+            f"checkpoint {path} does not fit this run ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); it cannot be resumed - start "
+            "the run again with --force."
+        ) from None
+    return epoch
+
+
+def _restore(trainer: Any, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> int:
     model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     trainer.model.load_state_dict(model_sd)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
@@ -166,6 +228,11 @@ def load_checkpoint(trainer: Any, path: Path) -> int:
         "numpy": meta["numpy_rng"],
         "python": meta["python_rng"],
     }
+    step = int(meta.get("step", 0))
+    trainer.partial = None
+    if step:
+        trainer.partial = {"step": step, "parts": tensors["partial.parts"],
+                           "time_s": float(meta.get("time_s", 0.0))}
     return int(meta["epoch"])
 
 

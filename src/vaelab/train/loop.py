@@ -7,7 +7,6 @@ LR schedule and early stopping, and call the epoch callbacks.
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable
@@ -69,9 +68,11 @@ def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) ->
 class Interrupted(Exception):
     """Raised inside the loop when a stop was requested (first Ctrl-C)."""
 
-    def __init__(self, epoch: int, step: int) -> None:
-        super().__init__(f"interrupted in epoch {epoch} at step {step}")
-        self.epoch, self.step = epoch, step
+    def __init__(self, epoch: int, step: int, saved: bool = False) -> None:
+        where = f"after step {step} of epoch {epoch}" if saved else \
+            f"in epoch {epoch} at step {step}"
+        super().__init__(f"interrupted {where}")
+        self.epoch, self.step, self.saved = epoch, step, saved
 
 
 class Trainer:
@@ -99,6 +100,7 @@ class Trainer:
         self.checkpoint_dir = checkpoint_dir
         self.stop_flag = stop_flag
         self.pending_rng: dict[str, Any] | None = None
+        self.partial: dict[str, Any] | None = None  # a mid-epoch checkpoint being resumed
         self.log = log or (lambda msg: None)
         from vaelab.train import distributed
 
@@ -243,9 +245,16 @@ class Trainer:
 
             start_epoch = load_checkpoint(self, resume_from)
             apply_rng(self)
-        bar = self._progress_bar(cfg.epochs - start_epoch, steps)
+            if self.partial is None and start_epoch > 0 and self._should_stop(start_epoch - 1):
+                self.state.stopped_early = True  # the run had already stopped early
+        end = start_epoch if self.state.stopped_early else cfg.epochs
+        self._weights = torch.full((steps,), float(bs), device=dev)  # rows in each step
+        self._weights[-1] = n - (steps - 1) * bs
+        bar = self._progress_bar(end - start_epoch, steps)
+        if bar is not None and self.partial is not None:
+            bar.update(self.partial["step"])
         try:
-            for epoch in range(start_epoch, cfg.epochs):
+            for epoch in range(start_epoch, end):
                 row = self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
                 if self.checkpoint_dir is not None and self.dist.is_main:
                     from vaelab.train.checkpoint import save_checkpoint
@@ -269,48 +278,46 @@ class Trainer:
         self.model.kl_scale = kl_warmup_factor(self.model.config.kl_warmup_epochs, epoch)
         self.model.train()
         t0 = time.perf_counter()
+        gen_start = self.generator.get_state()  # lets a mid-epoch checkpoint redo the order
         perm = x.epoch_order(self.generator) if hasattr(x, "epoch_order") else \
             torch.randperm(n, generator=self.generator, device=self.device)
-        sums = torch.zeros(3 + len(self.extra_names), device=self.device)
-        first_bad = torch.full((), -1, dtype=torch.long, device=self.device)
-        count = 0
+        # one row of loss parts per step, kept on the device: no host sync, and the first
+        # non-finite step can be found after the epoch
+        buf = torch.empty((steps, 3 + len(self.extra_names)), device=self.device)
+        first, resume = 0, self.partial
+        if resume is not None:  # continue a mid-epoch checkpoint (RNGs are already restored)
+            self.partial = None
+            first = resume["step"]
+            buf[:first] = resume["parts"].to(self.device)
+            t0 -= resume.get("time_s", 0.0)
         last_refresh = time.perf_counter()
         stop = self.stop_flag
-        for i in range(steps):
+        for i in range(first, steps):
             if stop is not None and stop.requested:
-                raise Interrupted(epoch + 1, i)
+                self._stop_mid_epoch(epoch, i, first, buf, gen_start, time.perf_counter() - t0)
             idx = perm[i * bs : (i + 1) * bs] if i < steps - 1 else perm[i * bs :]
             if self._graphed is not None and len(idx) == bs:
-                parts = self._graphed(idx)
+                buf[i] = self._graphed(idx)
             else:
-                parts = self._train_on(x[idx], None if y is None else y[idx])
-            sums += parts * len(idx)
-            # remember the first non-finite step on the device (no host sync)
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(parts[0]), i, first_bad)
-            count += len(idx)
+                buf[i] = self._train_on(x[idx], None if y is None else y[idx])
             if bar is not None:
                 bar.update(1)
                 now = time.perf_counter()
                 if now - last_refresh > 0.5:  # the only host sync inside an epoch
                     last_refresh = now
-                    cur = (sums / count).tolist()
+                    cur = buf[: i + 1].mean(0).tolist()
                     bar.set_postfix(loss=f"{cur[0]:.2f}", recon=f"{cur[1]:.2f}",
                                     kl=f"{cur[2]:.2f}", refresh=False)
         from vaelab.train.distributed import mean_across_ranks
 
-        train_vals = mean_across_ranks(sums / count).tolist()
+        sums = (buf * self._weights[:, None]).sum(0)
+        train_vals = mean_across_ranks(sums / n).tolist()
         train_time = time.perf_counter() - t0
         names = [*self.PART_NAMES, *self.extra_names]
         row: dict[str, Any] = {"epoch": epoch + 1}
         row.update({f"train_{k}": v for k, v in zip(names, train_vals, strict=True)})
-        if not all(math.isfinite(v) for v in train_vals[:3]):
-            step = int(first_bad) + 1 if int(first_bad) >= 0 else steps
-            raise TrainingError(
-                f"the training loss or its gradient became non-finite in epoch {epoch + 1}, "
-                f"step {step} of {steps}; lower --lr, add --grad-clip 1.0, or check that the "
-                "likelihood and preprocessing fit the data (e.g. --likelihood gaussian for "
-                "standardised data); the best weights so far are kept."
-            )
+        if not all(math.isfinite(v) for v in train_vals[:3]) or not self._params_finite():
+            self._non_finite(epoch, buf, steps)
         if vx is not None:
             val = self.evaluate(vx, vy, batch_size=max(bs, 1024))
             row.update({f"val_{k}": v for k, v in val.items()})
@@ -324,9 +331,8 @@ class Trainer:
         if monitor < self.state.best_val - cfg.min_delta:
             self.state.best_val = monitor
             self.state.best_epoch = epoch + 1
-            self.state.best_state = copy.deepcopy(
-                {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            )
+            self.state.best_state = {k: v.detach().clone()
+                                     for k, v in self.model.state_dict().items()}
         self.state.history.append(row)
         self.state.epochs_done = epoch + 1
         if bar is not None:
@@ -338,6 +344,38 @@ class Trainer:
         for cb in self.callbacks if self.dist.is_main else ():
             cb(self, epoch, row)
         return row
+
+    def _params_finite(self) -> bool:
+        """One host sync per epoch: are all weights still finite (a non-finite gradient shows
+        up here even when every step's loss was finite)?"""
+        flags = [torch.isfinite(p.detach()).all() for p in self.model.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True
+
+    def _non_finite(self, epoch: int, buf: Tensor, steps: int) -> None:
+        """Stop with the epoch and the first step whose loss was not finite."""
+        bad = (~torch.isfinite(buf[:, :3]).all(1)).nonzero()
+        step = int(bad[0]) + 1 if len(bad) else steps  # else: the last update's gradient
+        raise TrainingError(
+            f"the training loss or its gradient became non-finite in epoch {epoch + 1}, "
+            f"step {step} of {steps}; lower --lr, add --grad-clip 1.0, or check that the "
+            "likelihood and preprocessing fit the data (e.g. --likelihood gaussian for "
+            "standardised data, --preprocess standardize for wide-ranged features); the best "
+            "weights so far are kept."
+        )
+
+    def _stop_mid_epoch(self, epoch: int, step: int, first: int, buf: Tensor,
+                        gen_start: Tensor, elapsed: float) -> None:
+        """First Ctrl-C: the current step has finished; checkpoint the state reached within
+        the epoch (when it moved past the last checkpoint) and raise :class:`Interrupted`."""
+        if step > first and self.checkpoint_dir is not None and self.dist.is_main \
+                and not self.dist.active and bool(torch.isfinite(buf[:step]).all()) \
+                and self._params_finite():
+            from vaelab.train.checkpoint import save_checkpoint
+
+            save_checkpoint(self.checkpoint_dir, self, epoch, partial={
+                "step": step, "parts": buf[:step], "generator": gen_start, "time_s": elapsed})
+            raise Interrupted(epoch + 1, step, saved=True)
+        raise Interrupted(epoch + 1, step)
 
     def _should_stop(self, epoch: int) -> bool:
         p = self.cfg.patience
