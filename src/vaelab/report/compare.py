@@ -1,62 +1,191 @@
-"""One self-contained HTML page comparing several runs: settings, metrics, figures side by side."""
+"""One self-contained HTML page comparing runs: settings, metrics, curves and figures side by side.
+
+Settings that differ between the runs are listed first and marked; in the metrics table the
+best run of each metric whose direction is known is in bold green. Training curves of all runs
+share one plot; each figure of the runs' ``figures/`` folders is shown in a row, one per run,
+under its title and how-to-read note.
+"""
 
 from __future__ import annotations
 
-import base64
+import csv
 import html
 import json
 from pathlib import Path
+from typing import Any
 
+from vaelab.errors import RunDirError
 from vaelab.modelio import atomic_write_text
-from vaelab.report.html import CSS, _fmt
-from vaelab.run import check_run_dir
+from vaelab.report.style import figure_png, fmt, page, png_data_url
 
-KEYS = [("model", "model"), ("model", "latent_dim"), ("model", "hidden"), ("model", "beta"),
-        ("data", "dataset"), ("train", "epochs")]
+KEY_SETTINGS = [("data", "dataset"), ("model", "model"), ("model", "latent_dim"),
+                ("model", "hidden"), ("model", "beta"), ("train", "epochs")]
+LOWER_IS_BETTER = {"neg_elbo", "iwae_nll", "recon_nll", "recon", "recon_mse", "frechet_distance"}
+HIGHER_IS_BETTER = {"knn_accuracy", "linear_probe_accuracy", "silhouette", "explained_variance",
+                    "binary_accuracy"}
+IGNORED = {"progress", "device", "threads", "out"}
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def labels(runs: list[Path]) -> list[str]:
+    """Short unique names: the folder name, with parents added until the names differ."""
+    depth = 1
+    while depth < 6:
+        names = ["/".join(r.resolve().parts[-depth:]) for r in runs]
+        if len(set(names)) == len(names):
+            return names
+        depth += 1
+    return [f"{i + 1}: {n}" for i, n in enumerate(names)]
+
+
+def settings_table(cfgs: list[dict[str, Any]], names: list[str]) -> str:
+    keys: list[tuple[str, str]] = list(KEY_SETTINGS)
+    for sec in ("data", "model", "train"):
+        for k in dict.fromkeys(k for c in cfgs for k in c.get(sec, {})):
+            if k in IGNORED or (sec, k) in keys:
+                continue
+            if len({json.dumps(c.get(sec, {}).get(k)) for c in cfgs}) > 1:
+                keys.append((sec, k))
+    rows = []
+    for sec, key in sorted(keys, key=lambda sk: _differs(cfgs, sk) is False):
+        values = [c.get(sec, {}).get(key) for c in cfgs]
+        mark = " class=diff" if _differs(cfgs, (sec, key)) else ""
+        cells = "".join(f"<td>{fmt(v)}</td>" for v in values)
+        rows.append(f"<tr{mark}><td>{html.escape(key)}</td>{cells}</tr>")
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    return (f"<div class=scroll><table><tr><th>option</th>{head}</tr>{''.join(rows)}</table>"
+            "</div><p class=note>Marked rows differ between the runs; other options are equal "
+            "(see each run's report.html for all of them).</p>")
+
+
+def _differs(cfgs: list[dict[str, Any]], sk: tuple[str, str]) -> bool:
+    return len({json.dumps(c.get(sk[0], {}).get(sk[1])) for c in cfgs}) > 1
+
+
+def metrics_table(mets: list[dict[str, Any]], names: list[str]) -> str:
+    keys = [k for k in dict.fromkeys(k for m in mets for k in m)
+            if any(isinstance(m.get(k), (int, float)) and not isinstance(m.get(k), bool)
+                   for m in mets)]
+    rows = []
+    for k in keys:
+        vals = [m.get(k) if isinstance(m.get(k), (int, float)) else None for m in mets]
+        present = [v for v in vals if v is not None]
+        best = None
+        if len(present) > 1 and k in LOWER_IS_BETTER:
+            best = min(present)
+        elif len(present) > 1 and k in HIGHER_IS_BETTER:
+            best = max(present)
+        cells = "".join(
+            f"<td class='num{' best' if v is not None and v == best else ''}'>{fmt(v)}</td>"
+            for v in vals)
+        rows.append(f"<tr><td>{html.escape(k)}</td>{cells}</tr>")
+    head = "".join(f"<th class=num>{html.escape(n)}</th>" for n in names)
+    if not rows:
+        return "<p>No run has test metrics yet (metrics.json).</p>"
+    return (f"<div class=scroll><table><tr><th>test metric</th>{head}</tr>{''.join(rows)}"
+            "</table></div><p class=note>Bold green: the best run for metrics with a direction "
+            "(lower negative ELBO / NLL / error / Fréchet distance; higher accuracy / "
+            "silhouette). Losses are comparable only between runs on the same data and "
+            "likelihood.</p>")
+
+
+def _history(path: Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    out = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            conv = {}
+            for k, v in row.items():
+                try:
+                    conv[k] = float(v)
+                except (TypeError, ValueError):
+                    continue
+            out.append(conv)
+    return out
+
+
+def curves_figure(runs: list[Path], names: list[str]) -> str:
+    """Train and validation loss per epoch of every run, on shared axes."""
+    hist = [_history(r / "history.csv") for r in runs]
+    if not any(hist):
+        return ""
+    from vaelab.plots.common import close, new_figure
+
+    fig = new_figure(11, 3.8)
+    axes = fig.subplots(1, 2)
+    for ax, key, title in ((axes[0], "train_loss", "training objective"),
+                           (axes[1], "val_loss", "validation objective")):
+        for h, name in zip(hist, names, strict=True):
+            pts = [(r["epoch"], r[key]) for r in h if "epoch" in r and key in r]
+            if pts:
+                ax.plot(*zip(*pts, strict=True), marker="o" if len(pts) < 30 else None,
+                        markersize=3, label=name)
+        ax.set_title(title, fontsize=11)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("nats per example")
+        ax.grid(alpha=0.3)
+    axes[1].legend(fontsize=8, loc="best")
+    data = figure_png(fig)
+    close(fig)
+    return (f'<figure><img alt="training curves of all runs" src="{png_data_url(data)}">'
+            "<figcaption><b>Training curves.</b> The objective per epoch of every run (left: "
+            "training, right: validation). Curves still falling at the end mean more epochs "
+            "would help; a validation curve that turns up means overfitting.</figcaption>"
+            "</figure>")
+
+
+def figure_rows(runs: list[Path], names: list[str]) -> str:
+    indexes = [_json(r / "figures" / "index.json") for r in runs]
+    order: dict[str, float] = {}
+    for idx, r in zip(indexes, runs, strict=True):
+        for p in (r / "figures").glob("*.png"):
+            order.setdefault(p.name, idx.get(p.name, {}).get("order", 1000))
+    blocks = []
+    for fname in sorted(order, key=lambda n: (order[n], n)):
+        meta = next((i[fname] for i in indexes if fname in i), {})
+        title = html.escape(str(meta.get("title", fname[:-4].replace("_", " "))))
+        how = html.escape(str(meta.get("how_to_read", "")))
+        imgs = []
+        for r, name in zip(runs, names, strict=True):
+            p = r / "figures" / fname
+            cell = (f'<img alt="{html.escape(name)}: {title}" src="{png_data_url(p)}">'
+                    if p.exists() else '<p class=note>(not drawn for this run)</p>')
+            imgs.append(f"<figure>{cell}<figcaption>{html.escape(name)}</figcaption></figure>")
+        blocks.append(f'<h3 id="fig-{html.escape(fname[:-4])}">{title}</h3>'
+                      f"<p class=note>{how}</p><div class=row>{''.join(imgs)}</div>")
+    return "\n".join(blocks)
 
 
 def render_compare(run_dirs: list[str | Path]) -> str:
+    """The comparison page of ``run_dirs`` (each a finished run directory) as one string."""
     runs = [Path(r) for r in run_dirs]
     for r in runs:
-        check_run_dir(r)
-    cfgs = [json.loads((r / "config.json").read_text()) for r in runs]
-    mets = [json.loads((r / "metrics.json").read_text()).get("test", {})
-            if (r / "metrics.json").exists() else {} for r in runs]
-    head = "".join(f"<th>{html.escape(r.name)}</th>" for r in runs)
-    rows = []
-    for sec, key in KEYS:
-        cells = "".join(f"<td>{html.escape(str(c.get(sec, {}).get(key)))}</td>" for c in cfgs)
-        rows.append(f"<tr><td>{key}</td>{cells}</tr>")
-    metric_names = [k for k in dict.fromkeys(k for m in mets for k in m)
-                    if all(isinstance(m.get(k), (int, float)) or k not in m for m in mets)]
-    for k in metric_names:
-        cells = "".join(f"<td class=num>{_fmt(m[k]) if k in m else ''}</td>" for m in mets)
-        rows.append(f"<tr><td>{html.escape(k)}</td>{cells}</tr>")
-    table = f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
-    names = sorted({p.name for r in runs for p in (r / "figures").glob("*.png")})
-    blocks = []
-    for name in names:
-        imgs = []
-        for r in runs:
-            p = r / "figures" / name
-            if p.exists():
-                data = base64.b64encode(p.read_bytes()).decode("ascii")
-                name_ = html.escape(r.name)
-                imgs.append(f'<figure style="flex:1;min-width:280px"><img alt="{name_}" '
-                            f'src="data:image/png;base64,{data}"><figcaption>{name_}'
-                            "</figcaption></figure>")
-        blocks.append(f"<h3>{html.escape(name[:-4].replace('_', ' '))}</h3>"
-                      f'<div style="display:flex;gap:12px;flex-wrap:wrap">{"".join(imgs)}</div>')
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>vaelab comparison</title>
-<style>{CSS}</style></head><body><header><h1>vaelab comparison of {len(runs)} runs</h1>
-<p>{html.escape(', '.join(str(r) for r in runs))}</p></header><main>
-<section><h2>Settings and test metrics</h2>{table}</section>
-<section><h2>Figures</h2>{''.join(blocks)}</section></main></body></html>
-"""
+        if not (r / "config.json").exists():
+            raise RunDirError(f"{r} has no config.json; pass run directories written by "
+                              "vaelab train.")
+    names = labels(runs)
+    cfgs = [_json(r / "config.json") for r in runs]
+    mets = [_json(r / "metrics.json").get("test", {}) for r in runs]
+    return page(f"vaelab comparison of {len(runs)} runs", " · ".join(names), [
+        ("settings", "Settings", settings_table(cfgs, names)),
+        ("metrics", "Test metrics", metrics_table(mets, names)),
+        ("training", "Training", curves_figure(runs, names)),
+        ("figures", "Figures", figure_rows(runs, names)),
+    ])
 
 
 def write_compare(run_dirs: list[str | Path], out: str | Path) -> Path:
+    """Write the comparison page of ``run_dirs`` to ``out`` and return its path."""
+    if len(run_dirs) < 1:
+        raise RunDirError("compare needs at least one run directory.")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out, render_compare(run_dirs))

@@ -1,40 +1,25 @@
-"""Build report.html from a run directory: config, metrics, and every figure with notes."""
+"""Build report.html from a run directory.
+
+Sections: a summary of the run, the test metrics (headline cards, diagnostics, the full table),
+training (curves, per-epoch history, per-epoch sample grids when saved), every figure listed in
+``figures/index.json`` with its title and how-to-read note, and the configuration (options that
+differ from the defaults marked). It reads only the run directory's files.
+"""
 
 from __future__ import annotations
 
-import base64
 import html
 import json
+import struct
 from pathlib import Path
 from typing import Any
 
 from vaelab.modelio import atomic_write_text
+from vaelab.report.style import CSS, fmt, page, png_data_url
 
-CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#1d232a;
-background:#f6f7f9}
-header{background:#1d3557;color:#fff;padding:18px 28px}
-header h1{margin:0;font-size:22px} header p{margin:4px 0 0;opacity:.85}
-main{max-width:1100px;margin:0 auto;padding:18px 28px}
-section{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.08);margin:16px 0;
-padding:14px 20px}
-h2{font-size:18px;margin:4px 0 10px}
-table{border-collapse:collapse;font-size:14px}
-td,th{border-bottom:1px solid #e3e6ea;padding:4px 12px;text-align:left}
-th{background:#f0f2f5}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-figure{margin:0 0 22px} figure img{max-width:100%;border:1px solid #e3e6ea}
-figcaption{font-size:14px;color:#444;margin-top:6px} figcaption b{color:#1d232a}
-details pre{background:#f0f2f5;padding:10px;overflow:auto;font-size:12px}
-.cards{display:flex;flex-wrap:wrap;gap:12px}
-.card{flex:1 1 170px;border:1px solid #e3e6ea;border-radius:6px;padding:10px 12px}
-.card .v{font-size:22px;font-weight:600;font-variant-numeric:tabular-nums}
-.card .k{font-size:13px;font-weight:600;color:#1d3557}
-.card .d{font-size:12px;color:#555;margin-top:4px}
-.advice{background:#fff6db;border-left:4px solid #e0a800;padding:8px 12px;margin:8px 0;
-font-size:14px}
-table{width:auto}
-"""
+__all__ = ["CSS", "render_report", "write_report"]
+
+_fmt = fmt  # older name, kept for importers
 
 HEADLINE = [
     ("neg_elbo", "negative ELBO", "nats per test example; lower is better (an upper bound on "
@@ -43,12 +28,26 @@ HEADLINE = [
     ("recon_nll", "reconstruction NLL", "nats per test example (deterministic autoencoder)"),
     ("recon", "reconstruction", "-E[log p(x|z)], nats per example"),
     ("kl", "KL", "KL(q(z|x) || N(0, I)), nats per example"),
+    ("recon_mse", "reconstruction MSE", "mean squared error per value, in the model's input "
+     "units"),
     ("active_units", "active units", "of {latent_dim} latent dimensions carry information"),
     ("knn_accuracy", "latent kNN accuracy", "labels predicted from 5 nearest codes (chance "
      "{chance_accuracy:.2f})"),
     ("frechet_distance", "Fréchet distance", "samples vs test images in a small classifier's "
      "features; lower is better"),
 ]
+
+HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "train_recon", "val_recon", "train_kl",
+                   "val_kl", "lr", "beta", "time_s"]
+MAX_EPOCH_GRIDS = 12
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def summary_cards(test: dict[str, Any]) -> str:
@@ -58,91 +57,250 @@ def summary_cards(test: dict[str, Any]) -> str:
             continue
         try:
             text = desc.format(**test)
-        except (KeyError, ValueError):
-            text = desc.split("{")[0]
+        except (KeyError, ValueError, IndexError):
+            text = desc.split("{")[0].rstrip(" ,=K")
         cards.append(f'<div class=card><div class=k>{html.escape(title)}</div>'
-                     f'<div class=v>{_fmt(test[key])}</div><div class=d>{html.escape(text)}'
+                     f'<div class=v>{fmt(test[key])}</div><div class=d>{html.escape(text)}'
                      "</div></div>")
-    return f'<div class=cards>{"".join(cards)}</div>'
+    return f'<div class=cards>{"".join(cards)}</div>' if cards else ""
 
 
 def advice_blocks(diagnostics: list[dict[str, str]]) -> str:
     if not diagnostics:
-        return "<p>No problem detected by the diagnostics.</p>"
+        return '<div class=ok>No problem detected by the diagnostics.</div>'
     return "".join(
-        f'<div class=advice><b>{html.escape(d["issue"])}</b> ({html.escape(d["evidence"])}): '
-        f'{html.escape(d["advice"])}</div>' for d in diagnostics)
-
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.4e}"
-    return html.escape(str(v))
+        f'<div class=advice><b>{html.escape(str(d.get("issue", "")))}</b> '
+        f'({html.escape(str(d.get("evidence", "")))}): {html.escape(str(d.get("advice", "")))}'
+        "</div>" for d in diagnostics)
 
 
 def metrics_table(metrics: dict[str, Any]) -> str:
+    """Every metric as a row; nested sections as ``section.key``."""
     rows = []
     for section, values in metrics.items():
-        if not isinstance(values, dict):
-            rows.append(f"<tr><td>{html.escape(section)}</td>"
-                        f"<td class=num>{_fmt(values)}</td></tr>")
-            continue
-        for k, v in values.items():
+        items = values.items() if isinstance(values, dict) else [("", values)]
+        for k, v in items:
             if isinstance(v, (dict, list)):
                 v = json.dumps(v)
-            rows.append(f"<tr><td>{html.escape(section)}.{html.escape(k)}</td>"
-                        f"<td class=num>{_fmt(v)}</td></tr>")
-    return "<table><tr><th>metric</th><th>value</th></tr>" + "".join(rows) + "</table>"
+            name = f"{section}.{k}" if k else section
+            cls = "num" if isinstance(v, (int, float)) else ""
+            rows.append(f"<tr><td>{html.escape(name)}</td><td class='{cls}'>{fmt(v)}</td></tr>")
+    if not rows:
+        return ""
+    head = "<tr><th>metric</th><th class=num>value</th></tr>"
+    half = (len(rows) + 1) // 2 if len(rows) > 12 else len(rows)
+    tables = [f'<div class=scroll style="flex:1 1 420px"><table style="width:100%">{head}'
+              f'{"".join(part)}</table></div>' for part in (rows[:half], rows[half:]) if part]
+    return f"<div class=row>{''.join(tables)}</div>"
 
 
-def figure_blocks(folder: Path) -> str:
-    index_path = folder / "index.json"
-    index = json.loads(index_path.read_text()) if index_path.exists() else {}
+def parameter_count(run_dir: Path) -> int | None:
+    """Number of weights in model.safetensors, read from its JSON header (no tensor loaded)."""
+    path = run_dir / "model.safetensors"
+    try:
+        with open(path, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n > 100_000_000:
+                return None
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError, struct.error):
+        return None
+    total = 0
+    for name, meta in header.items():
+        if name == "__metadata__" or not isinstance(meta, dict):
+            continue
+        count = 1
+        for d in meta.get("shape", []):
+            count *= int(d)
+        total += count
+    return total
+
+
+def facts(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any]) -> str:
+    """Key facts of the run as a definition grid."""
+    model, train = config.get("model", {}), config.get("train", {})
+    info = config.get("data_info", {})
+    resolved = config.get("resolved", {})
+    training = metrics.get("training", {})
+    status = _read_json(run_dir / "run.json").get("status")
+    sizes = info.get("sizes", {})
+    n_params = parameter_count(run_dir)
+    items: list[tuple[str, Any]] = [
+        ("dataset", info.get("source") or config.get("data", {}).get("dataset")),
+        ("rows train / val / test", " / ".join(str(sizes.get(k, "?"))
+                                               for k in ("train", "val", "test")) if sizes else None),
+        ("input shape", " x ".join(str(d) for d in resolved.get("input_shape", [])) or None),
+        ("preprocessing", info.get("preprocessing", {}).get("kind")
+         or config.get("preprocessing", {}).get("kind")),
+        ("model", model.get("model")),
+        ("architecture", f"{model.get('arch', 'mlp')} "
+         f"{'-'.join(str(h) for h in model.get('hidden', []))}"),
+        ("latent dimensions", model.get("latent_dim")),
+        ("likelihood", resolved.get("likelihood")),
+        ("beta", model.get("beta") if model.get("model") not in ("ae", "dae") else None),
+        ("parameters", f"{n_params:,}" if n_params else None),
+        ("epochs run", training.get("epochs_run", train.get("epochs"))),
+        ("best epoch (kept)", training.get("best_epoch")),
+        ("stopped early", training.get("stopped_early")),
+        ("training time", f"{training['train_seconds']:.1f} s"
+         if isinstance(training.get("train_seconds"), (int, float)) else None),
+        ("batch size / lr", f"{train.get('batch_size')} / {train.get('lr')}"),
+        ("device", resolved.get("device")),
+        ("seed", train.get("seed")),
+        ("status", status),
+        ("vaelab / torch", " / ".join(str(config.get("versions", {}).get(k, "?"))
+                                      for k in ("vaelab", "torch"))),
+    ]
+    cells = "".join(f"<div><dt>{html.escape(k)}</dt><dd>{fmt(v)}</dd></div>"
+                    for k, v in items if v not in (None, ""))
+    return f"<dl class=facts>{cells}</dl>"
+
+
+def _figure(path: Path, meta: dict[str, Any]) -> str:
+    title = html.escape(str(meta.get("title", path.stem.replace("_", " "))))
+    how = html.escape(str(meta.get("how_to_read", "")))
+    return (f'<figure id="fig-{html.escape(path.stem)}"><img alt="{title}" loading="eager" '
+            f'src="{png_data_url(path)}"><figcaption><b>{title}.</b> {how}</figcaption>'
+            "</figure>")
+
+
+def figure_index(folder: Path) -> tuple[list[Path], dict[str, Any]]:
+    """The PNGs of ``folder`` in the order index.json gives (unlisted ones last)."""
+    index = _read_json(folder / "index.json")
     files = sorted(folder.glob("*.png"),
                    key=lambda p: (index.get(p.name, {}).get("order", 1000), p.name))
-    out = []
-    for p in files:
-        meta = index.get(p.name, {})
-        data = base64.b64encode(p.read_bytes()).decode("ascii")
-        title = html.escape(meta.get("title", p.stem.replace("_", " ")))
-        how = html.escape(meta.get("how_to_read", ""))
-        out.append(
-            f'<figure id="fig-{html.escape(p.stem)}"><img alt="{title}" '
-            f'src="data:image/png;base64,{data}"><figcaption><b>{title}.</b> {how}</figcaption>'
-            "</figure>"
-        )
-    return "\n".join(out)
+    return files, index
+
+
+def figure_blocks(folder: Path, skip: tuple[str, ...] = ()) -> str:
+    """Every figure of ``folder`` (except ``skip``) with a table of contents."""
+    files, index = figure_index(folder)
+    files = [p for p in files if p.name not in skip]
+    if not files:
+        return ""
+    toc = "".join(
+        f'<li><a href="#fig-{html.escape(p.stem)}">'
+        f'{html.escape(str(index.get(p.name, {}).get("title", p.stem.replace("_", " "))))}'
+        "</a></li>" for p in files)
+    return f"<ul class=toc>{toc}</ul>" + "\n".join(_figure(p, index.get(p.name, {}))
+                                                    for p in files)
+
+
+def history_table(history: list[dict[str, str]]) -> str:
+    if not history:
+        return ""
+    cols = [c for c in HISTORY_COLUMNS if c in history[0]]
+    cols += [c for c in history[0] if c not in cols]
+    head = "".join(f"<th class=num>{html.escape(c)}</th>" for c in cols)
+    body = []
+    for row in history:
+        cells = []
+        for c in cols:
+            v: Any = row.get(c, "")
+            try:
+                v = int(v) if c == "epoch" else float(v)
+            except (TypeError, ValueError):
+                pass
+            cells.append(f"<td class=num>{fmt(v)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (f"<details><summary>History: {len(history)} epoch(s), one row each (history.csv)"
+            f"</summary><div class=scroll><table><tr>{head}</tr>{''.join(body)}</table></div>"
+            "</details>")
+
+
+def _read_history(path: Path) -> list[dict[str, str]]:
+    import csv
+
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def epoch_strip(folder: Path) -> str:
+    """The per-epoch sample grids (``sample_every_epoch``), at most MAX_EPOCH_GRIDS of them."""
+    files = sorted(folder.glob("*.png"))
+    if not files:
+        return ""
+    keep = files
+    if len(files) > MAX_EPOCH_GRIDS:
+        step = (len(files) - 1) / (MAX_EPOCH_GRIDS - 1)
+        keep = [files[round(i * step)] for i in range(MAX_EPOCH_GRIDS)]
+    figs = "".join(
+        f'<figure><img alt="{html.escape(p.stem)}" src="{png_data_url(p)}">'
+        f"<figcaption>epoch {html.escape(p.stem.rsplit('_', 1)[-1].lstrip('0') or '0')}"
+        "</figcaption></figure>" for p in keep)
+    shown = "" if len(keep) == len(files) else f" ({len(keep)} of {len(files)} shown)"
+    return ("<h3>Samples after every epoch</h3><p class=note>The same prior codes decoded after "
+            f"each epoch{shown}: watch digits emerge from noise and sharpen as training goes on."
+            f"</p><div class=strip>{figs}</div>")
+
+
+def config_tables(config: dict[str, Any]) -> str:
+    """One table per section; options that differ from vaelab's defaults are marked."""
+    try:
+        from vaelab.config import Config
+
+        defaults = Config().to_dict()
+    except Exception:  # the report must render even if the defaults cannot be built
+        defaults = {}
+    blocks = []
+    for section in ("data", "model", "train"):
+        values = config.get(section)
+        if not isinstance(values, dict):
+            continue
+        rows = []
+        for k, v in values.items():
+            default = defaults.get(section, {}).get(k, v)
+            changed = default != v
+            mark = " class=diff" if changed else ""
+            shown = "none" if default is None else fmt(default)
+            note = f" <span class=note>(default {shown})</span>" if changed else ""
+            rows.append(f"<tr{mark}><td>{html.escape(k)}</td><td>{fmt(v)}{note}</td></tr>")
+        blocks.append(f'<div style="flex:1 1 320px"><h3>[{section}]</h3><table>'
+                      f"{''.join(rows)}</table></div>")
+    raw = html.escape(json.dumps(config, indent=2))
+    return ("<p class=note>Options marked on the left differ from vaelab's defaults; any of them "
+            "is a <code>--flag</code>, a TOML key or a <code>--grid</code> name.</p>"
+            f"<div class=row>{''.join(blocks)}</div>"
+            f"<details><summary>config.json as written</summary><pre>{raw}</pre></details>")
 
 
 def render_report(run_dir: str | Path) -> str:
     """Return the report of the run in ``run_dir`` as one HTML string."""
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
-    metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else {}
+    config = _read_json(run_dir / "config.json")
+    metrics = _read_json(run_dir / "metrics.json")
     model = config.get("model", {})
     data = config.get("data", {})
-    title = f"vaelab run: {model.get('model', '?')} on {data.get('data') or data.get('dataset')}"
-    subtitle = (f"latent dim {model.get('latent_dim')}, likelihood "
-                f"{config.get('resolved', {}).get('likelihood', '?')}, "
+    source = config.get("data_info", {}).get("source") or data.get("data") or data.get("dataset")
+    title = f"vaelab run: {model.get('model', '?')} on {source}"
+    subtitle = (f"{run_dir.resolve().name} · latent dim {model.get('latent_dim')}, "
+                f"{config.get('resolved', {}).get('likelihood', '?')} likelihood, "
                 f"{config.get('train', {}).get('epochs')} epochs, seed "
-                f"{config.get('train', {}).get('seed')}")
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title><style>{CSS}</style></head>
-<body><header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)} &middot;
-{html.escape(str(run_dir))}</p></header><main>
-<section><h2>Test metrics</h2>{summary_cards(metrics.get("test", {}))}
-<h3>Diagnostics</h3>{advice_blocks(metrics.get("diagnostics", []))}
-<details><summary>All metrics</summary>{metrics_table(
-    {k: v for k, v in metrics.items() if k != "diagnostics"})}</details></section>
-<section><h2>Figures</h2>{figure_blocks(run_dir / "figures")}</section>
-<section><h2>Configuration</h2><details><summary>config.json</summary>
-<pre>{html.escape(json.dumps(config, indent=2))}</pre></details></section>
-</main></body></html>
-"""
+                f"{config.get('train', {}).get('seed')} · {run_dir}")
+    test = metrics.get("test", {})
+    figures = run_dir / "figures"
+    curves = figures / "training_curves.png"
+    _, index = figure_index(figures)
+    training = ""
+    if curves.exists():
+        training += _figure(curves, index.get(curves.name, {}))
+    training += history_table(_read_history(run_dir / "history.csv"))
+    training += epoch_strip(figures / "epochs")
+    metric_html = ""
+    if test:
+        metric_html = (summary_cards(test) + "<h3>Diagnostics</h3>"
+                       + advice_blocks(metrics.get("diagnostics", []))
+                       + "<h3>All metrics</h3>" + metrics_table(
+                           {k: v for k, v in metrics.items() if k != "diagnostics"}))
+    return page(title, subtitle, [
+        ("summary", "Summary", facts(run_dir, config, metrics)),
+        ("metrics", "Test metrics", metric_html),
+        ("training", "Training", training),
+        ("figures", "Figures", figure_blocks(figures, skip=(curves.name,))),
+        ("config", "Configuration", config_tables(config)),
+    ])
 
 
 def write_report(run: Any) -> Path:
