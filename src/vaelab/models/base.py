@@ -81,11 +81,10 @@ class BaseModel(nn.Module):
         self, n: int, y: Tensor | None = None, generator: torch.Generator | None = None
     ) -> Tensor:
         """Decoder means of n codes drawn from the prior."""
-        device = next(self.parameters()).device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device)
-        return self.decode_mean(z, y)
+        return self.decode_mean(self.prior_sample(n, generator), y)
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n codes from the prior N(0, I) (an AE overrides this with its fitted code Gaussian)."""
         device = next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
 

@@ -12,22 +12,29 @@ class ModelConfig:
     model: str = "vae"
     """Family: ae, dae, vae, iwae, cvae, guided-vae (see `vaelab models`)."""
     latent_dim: int = 2
+    """Size of the code z."""
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     """Hidden layer sizes of the MLP encoder; the decoder mirrors them."""
     decoder_hidden: list[int] | None = None
     """Decoder hidden sizes when they should not mirror the encoder."""
     activation: str = "relu"
+    """Hidden activation: relu, leaky_relu, elu, gelu or tanh."""
     batch_norm: bool = False
+    """Batch-norm after every hidden layer (dense and convolutional)."""
     dropout: float = 0.0
+    """Dropout rate after every dense hidden layer."""
     arch: str = "mlp"
     """mlp or conv."""
     conv_channels: list[int] = field(default_factory=lambda: [32, 64])
+    """Channels of the stride-2 conv stages (arch conv); stages stop at a 2x2 feature map."""
     likelihood: str = "auto"
     """auto (follows the data), bernoulli, gaussian (fixed sigma), gaussian-learned."""
     sigma: float = 1.0
     """Standard deviation of the fixed-variance Gaussian likelihood."""
     beta: float = 1.0
+    """Weight of the KL term in the objective (beta-VAE); reported numbers use 1."""
     kl_warmup_epochs: int = 0
+    """Epochs over which the KL weight rises linearly from 0 to beta."""
     free_bits: float = 0.0
     """Minimum KL per latent dimension in nats (training objective only)."""
     iwae_k: int = 5
@@ -35,6 +42,10 @@ class ModelConfig:
     noise: str = "gaussian"
     """Denoising corruption: gaussian or mask."""
     noise_factor: float = 0.5
+    """dae: noise standard deviation (gaussian) or dropped share of features (mask)."""
     noise_clip: bool = True
+    """dae: clip Gaussian-noised inputs to the training data's value range."""
     guide_weight: float = 1.0
     """Weight of the label term of guided-vae."""
+    cond_dropout: float = 0.1
+    """cvae: chance a labelled training row is shown as unlabelled (trains the unknown class)."""

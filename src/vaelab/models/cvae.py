@@ -1,22 +1,25 @@
-"""Conditional VAE: encoder and decoder both see the one-hot label, so a user can generate a
-chosen class with ``sample(n, y)``.
+"""Conditional VAE: encoder q(z | x, y) and decoder p(x | z, y) both see the one-hot label, so
+``sample(n, y)`` generates the classes asked for.
 
-Unlabelled rows (y = -1) get an all-zero condition vector: the model then learns an
-"unknown class" mode alongside the labelled ones.
+Unlabelled rows (y = -1) get an all-zero condition vector, an extra "unknown class" condition
+learnt alongside the labelled ones. During training each labelled row is also shown as unknown
+with probability ``cond_dropout`` (default 0.1), so that condition is trained even when every
+row has a label; ``encode(x)`` / ``sample(n)`` without labels then use it. ``per_example`` is
+the negative ELBO of -log p(x | y) for labelled rows and of -log p(x | unknown) for the rest
+(evaluation never drops labels).
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from vaelab.models.base import ModelSpec, register_model
+from vaelab.models.base import LossParts, ModelSpec, register_model
 from vaelab.models.config import ModelConfig
 from vaelab.models.vae import VAE
 
 
-@register_model("cvae", "conditional VAE on the label (generate a chosen class)")
+@register_model("cvae", "conditional VAE on the label (generate a chosen class; -1 = unknown)")
 class ConditionalVAE(VAE):
     uses_labels = True
 
@@ -24,19 +27,50 @@ class ConditionalVAE(VAE):
         self.cond_dim = int(spec.num_classes or 0)
         super().__init__(config, spec)
 
-    def condition(self, y: Tensor | None) -> Tensor:
+    def _labels(self, y: Tensor | int | None, n: int, device: torch.device) -> Tensor:
+        """Class indices as a (n,) int64 tensor; None means unknown (-1) for every row."""
         if y is None:
-            raise ValueError("cvae needs labels: pass y (class indices, -1 for unknown)")
-        known = y >= 0
-        onehot = F.one_hot(y.clamp(min=0), self.cond_dim).to(torch.float32)
-        return onehot * known.unsqueeze(1)
+            return torch.full((n,), -1, dtype=torch.long, device=device)
+        if isinstance(y, int):
+            return torch.full((n,), y, dtype=torch.long, device=device)
+        return y.to(device=device, dtype=torch.long)
 
-    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
-        if y is None:  # no label asked for: the "unknown class" condition
-            y = torch.full((z.shape[0],), -1, dtype=torch.long, device=z.device)
-        return self.decoder(z, self.condition(y))
+    def condition(self, y: Tensor | None) -> Tensor:
+        """One-hot rows for labels 0..C-1; all-zero rows for -1 (unknown).
+
+        Built by comparison (no host sync, CUDA-graph safe). Outside training the labels are
+        checked, since out-of-range values would otherwise read as unknown."""
+        if y is None:
+            raise ValueError("cvae conditions on labels: pass y (class indices, -1 = unknown)")
+        if not self.training and y.numel():
+            bad = (y < -1) | (y >= self.cond_dim)
+            if bool(bad.any()):
+                raise ValueError(
+                    f"cvae got label {int(y[bad][0])}; labels must be -1 (unknown) or 0.."
+                    f"{self.cond_dim - 1}."
+                )
+        classes = torch.arange(self.cond_dim, device=y.device)
+        return (y.unsqueeze(1) == classes).to(torch.float32)
 
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        if y is None:
-            y = torch.full((x.shape[0],), -1, dtype=torch.long, device=x.device)
-        return super().encode(x, y)
+        return super().encode(x, self._labels(y, x.shape[0], x.device))
+
+    def decode(self, z: Tensor, y: Tensor | None = None) -> Tensor:
+        return super().decode(z, self._labels(y, z.shape[0], z.device))
+
+    def loss(self, x: Tensor, y: Tensor | None = None) -> LossParts:
+        y = self._labels(y, x.shape[0], x.device)
+        p = self.config.cond_dropout
+        if self.training and p > 0:
+            drop = torch.rand(y.shape, device=y.device) < p
+            y = torch.where(drop, torch.full_like(y, -1), y)
+        return self.elbo(x, y)[0]
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, y: Tensor | int | None = None, generator: torch.Generator | None = None
+    ) -> Tensor:
+        """Decoder means of n prior codes for class(es) ``y`` (an int, a (n,) tensor, or None
+        for the unknown-class condition)."""
+        z = self.prior_sample(n, generator)
+        return self.decode_mean(z, self._labels(y, n, z.device))

@@ -12,6 +12,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from vaelab.errors import ConfigError
 from vaelab.models.config import ModelConfig
 from vaelab.nets.blocks import activation, dense_stack
 
@@ -39,8 +40,6 @@ class ConvEncoder(nn.Module):
                  cond_dim: int = 0) -> None:
         super().__init__()
         if len(input_shape) != 3:
-            from vaelab.errors import ConfigError
-
             raise ConfigError(
                 f"arch 'conv' needs image data (C, H, W) but the examples have shape "
                 f"{tuple(input_shape)}; use --arch mlp for tabular data."
