@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 from vaelab.config import Config
 from vaelab.errors import VaelabError
 from vaelab.pipeline import train
+from vaelab.recipes import run_recipe
 from vaelab.run import Run
+from vaelab.sweep import sweep  # the function shadows the module name on the package
 
 __all__ = ["Config", "Run", "VaelabError", "__version__", "run_recipe", "sweep", "train"]

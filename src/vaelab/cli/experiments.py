@@ -13,28 +13,37 @@ def register(group: click.Group) -> None:
     @group.command("recipes")
     def list_recipes() -> None:
         """List the seed experiments shipped as recipes."""
-        from vaelab.recipes import available, recipe_path, variants
+        from vaelab.recipes import available, describe, recipe_path, variants
 
         for name in available():
-            runs = [v for v, _ in variants(recipe_path(name))]
-            click.echo(f"{name:26s} runs: {', '.join(runs)}")
+            path = recipe_path(name)
+            runs = [v for v, _ in variants(path)]
+            click.echo(f"{name:26s} {describe(path)}")
+            click.echo(f"{'':26s} runs: {', '.join(runs)}")
 
     @group.command("run-recipe")
     @click.argument("name")
     @click.option("--out", default=None, help="Folder for the recipe's runs (runs/NAME).")
     @click.option("--force", is_flag=True, help="Replace existing runs.")
+    @click.option("--only", multiple=True, metavar="RUN",
+                  help="Train only this run of the recipe (repeat for more; see `vaelab "
+                       "recipes`).")
     @click.option("--quiet", "-q", is_flag=True)
     @config_options
-    def run_recipe_cmd(name: str, out: str | None, force: bool, quiet: bool,
-                       **kwargs: Any) -> None:
-        """Run a seed experiment (every run it holds); flags override all its runs."""
+    def run_recipe_cmd(name: str, out: str | None, force: bool, only: tuple[str, ...],
+                       quiet: bool, **kwargs: Any) -> None:
+        """Run a seed experiment NAME (e.g. 003 or 003_pytorch_vae): every run it holds.
+
+        Flags override all its runs, e.g. --epochs 1 --subset 500 for a quick look, or
+        --dataset fashion-mnist / mnist-5k where MNIST cannot be downloaded.
+        """
         from vaelab.recipes import run_recipe
 
         overrides = collect_overrides(kwargs)
         if quiet:
             overrides["progress"] = False
-        runs = run_recipe(name, out, force=force, log=None if quiet else click.echo,
-                          **overrides)
+        runs = run_recipe(name, out, force=force, only=list(only) or None,
+                          log=None if quiet else click.echo, **overrides)
         for r in runs:
             click.echo(f"report: {r.path / 'report.html'}")
 
@@ -46,16 +55,23 @@ def register(group: click.Group) -> None:
     @click.option("--jobs", default=1, show_default=True, help="Runs trained in parallel.")
     @click.option("--out", default="runs/sweep", show_default=True)
     @click.option("--force", is_flag=True, help="Retrain combinations already done.")
+    @click.option("--quiet", "-q", is_flag=True)
     @config_options
     def sweep_cmd(config_path: str | None, grids: tuple[str, ...], jobs: int, out: str,
-                  force: bool, **kwargs: Any) -> None:
-        """Train every combination of the grid and write a comparison table and figures."""
+                  force: bool, quiet: bool, **kwargs: Any) -> None:
+        """Train every combination of the grid and write a comparison table and figures.
+
+        Example: vaelab sweep --config base.toml --grid beta=0,0.25,1,2 --grid
+        latent_dim=2,8,32 --jobs 2. Results: OUT/comparison.csv, comparison.md, figures/,
+        sweep.html and one run directory per combination.
+        """
         from vaelab.sweep import sweep
 
         if jobs < 1:
             raise click.BadParameter("must be at least 1", param_hint="--jobs")
-        sweep(config_path, list(grids), out=out, jobs=jobs, force=force, log=click.echo,
-              **collect_overrides(kwargs))
+        root = sweep(config_path, list(grids), out=out, jobs=jobs, force=force,
+                     log=None if quiet else click.echo, **collect_overrides(kwargs))
+        click.echo(f"sweep page: {root / 'sweep.html'}")
 
     @group.command("report")
     @click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
