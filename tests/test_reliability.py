@@ -15,10 +15,10 @@ import pytest
 import torch
 
 import vaelab
-from vaelab.train import signals
 from vaelab.errors import ConfigError, DataError, RunDirError, TrainingError
-from vaelab.models import ModelConfig, ModelSpec, build_model
 from vaelab.modelio import load_tensors
+from vaelab.models import ModelConfig, ModelSpec, build_model
+from vaelab.train import signals
 from vaelab.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from vaelab.train.config import TrainConfig
 from vaelab.train.loop import Interrupted, Trainer
@@ -171,6 +171,19 @@ def test_ctrl_c_mid_epoch_writes_a_valid_interrupted_run_that_resumes_exactly(tm
         ref.metrics["test"]["neg_elbo"], abs=1e-9)
 
 
+def test_a_failed_force_replacement_never_destroys_the_finished_run(tmp_path):
+    out = tmp_path / "r"
+    vaelab.train(**SMALL, epochs=1, out=str(out))
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    with pytest.raises(TrainingError):
+        vaelab.train(dataset="iris", likelihood="gaussian", sigma=1e-3, lr=50.0, epochs=30,
+                     hidden=[8], progress=False, log=None, out=str(out), force=True)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    vaelab.train(**SMALL, epochs=2, out=str(out), force=True)
+    assert len(_csv(out)) == 2 and not (tmp_path / ".r.new").exists()
+    assert vaelab.Run.load(out).status == "finished"
+
+
 def test_an_interrupted_force_replacement_keeps_the_old_run_and_resumes_into_it(
         tmp_path, monkeypatch):
     out = tmp_path / "r"
@@ -202,11 +215,11 @@ def test_resume_a_finished_run_only_to_train_longer(tmp_path):
 def test_resume_refuses_changes_that_alter_the_model(tmp_path):
     out = tmp_path / "r"
     vaelab.train(**SMALL, epochs=1, out=str(out))
-    with pytest.raises(ConfigError, match="latent_dim cannot change .* start a new run"):
+    with pytest.raises(ConfigError, match=r"latent_dim cannot change .* start a new run"):
         vaelab.train(resume=out, latent_dim=5, log=None)
     with pytest.raises(ConfigError, match="drop --config"):
         vaelab.train({"model": {"latent_dim": 2}}, resume=out, log=None)
-    with pytest.raises(RunDirError, match="has no config.json"):
+    with pytest.raises(RunDirError, match=r"has no config.json"):
         vaelab.train(resume=tmp_path / "nowhere", log=None)
 
 
@@ -218,7 +231,7 @@ def test_damaged_or_missing_checkpoints(tmp_path):
     (ckpts / ".epoch-0002.tmp-999").mkdir()         # a save cut short by a kill
     assert latest_checkpoint(ckpts).name == "epoch-0001"
     (ckpts / "epoch-0001" / "state.safetensors").write_bytes(b"\x80\x04junk")
-    with pytest.raises(RunDirError, match="checkpoint .* is unreadable"):
+    with pytest.raises(RunDirError, match=r"checkpoint .* is unreadable"):
         vaelab.train(resume=out, epochs=2, log=None)
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -261,8 +274,8 @@ def test_an_existing_run_is_refused_before_data_or_training(tmp_path, monkeypatc
     vaelab.train(**SMALL, epochs=1, out=str(out))
     snapshot = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
     monkeypatch.setattr(Trainer, "fit", lambda *a, **k: pytest.fail("training started"))
-    with pytest.raises(RunDirError, match="already holds a run; choose another --out, add "
-                                          "--force .* or --resume"):
+    with pytest.raises(RunDirError, match=r"already holds a run; choose another --out, add "
+                                          r"--force .* or --resume"):
         vaelab.train(**SMALL, epochs=1, out=str(out))
     # a bad setting or bad data fails first and leaves the run alone, even with --force
     with pytest.raises(ConfigError):
@@ -289,7 +302,7 @@ def test_an_unwritable_location_is_refused_before_training(tmp_path, monkeypatch
         out = tmp_path / "file.txt" / "run"
     else:
         out = Path("/proc/vaelab-run")
-    with pytest.raises(RunDirError, match="cannot write to .*; choose another --out"):
+    with pytest.raises(RunDirError, match=r"cannot write to .*; choose another --out"):
         vaelab.train(**SMALL, epochs=1, out=str(out))
 
 

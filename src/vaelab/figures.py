@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 
 from vaelab import plots
 from vaelab.modelio import atomic_write_text
+from vaelab.plots.common import add_note, save_figure
 
 if TYPE_CHECKING:
     from vaelab.run import Run
@@ -56,6 +57,29 @@ def display_range(run: Run) -> tuple[float, float]:
     return float(raw.min()), float(raw.max())
 
 
+def _test(run: Run) -> dict:
+    return run.metrics.get("test", {})
+
+
+def _fmt(t: dict, key: str, label: str, spec: str = ".3f") -> str | None:
+    return f"{label} {t[key]:{spec}}" if isinstance(t.get(key), (int, float)) else None
+
+
+def _join(*parts: str | None) -> str | None:
+    kept = [p for p in parts if p]
+    return ", ".join(kept) if kept else None
+
+
+def _label_note(run: Run) -> str | None:
+    t = _test(run)
+    note = _join(_fmt(t, "knn_accuracy", "test kNN accuracy on the latent means"),
+                 _fmt(t, "linear_probe_accuracy", "linear probe"),
+                 _fmt(t, "silhouette", "silhouette"))
+    if note and "chance_accuracy" in t:
+        note += f" (chance {t['chance_accuracy']:.3f})"
+    return note
+
+
 @register_figure(
     "training_curves", "Training curves",
     "Objective, reconstruction term and KL per epoch, train (solid) and validation (dashed). "
@@ -64,7 +88,14 @@ def display_range(run: Run) -> tuple[float, float]:
     order=10,
 )
 def _curves(run: Run) -> Figure | None:
-    return plots.training_curves(run.history) if run.history else None
+    if not run.history:
+        return None
+    t = _test(run)
+    iw = f"IWAE NLL {t['iwae_nll']:.3f} (K={t['iwae_k']})" if "iwae_nll" in t else None
+    note = _join(_fmt(t, "neg_elbo", "test negative ELBO"), iw,
+                 _fmt(t, "recon_nll", "test reconstruction NLL"))
+    return add_note(plots.training_curves(run.history),
+                    note + " nats per example" if note else None)
 
 
 @register_figure(
@@ -78,8 +109,16 @@ def _recons(run: Run) -> Figure:
     x = np.asarray(run.data.test.x[:10])
     rec = run.reconstruct(x, run.data.test.y[:10] if run.data.test.y is not None else None)
     pre = run.preprocessor
-    return plots.reconstructions(pre.inverse(x), pre.inverse(rec), display_range(run),
-                                 run.data.test.feature_names)
+    t = _test(run)
+    mse = _fmt(t, "recon_mse", "test reconstruction MSE", ".4g")
+    if mse and not run.preprocessor.bounded_unit:
+        mse += " (preprocessed units)"
+    note = _join(mse,
+                 _fmt(t, "binary_accuracy", "binary accuracy"),
+                 f"{t['explained_variance']:.0%} of the variance explained"
+                 if "explained_variance" in t else None)
+    return add_note(plots.reconstructions(pre.inverse(x), pre.inverse(rec), display_range(run),
+                                          run.data.test.feature_names), note)
 
 
 @register_figure(
@@ -91,20 +130,26 @@ def _recons(run: Run) -> Figure:
 )
 def _samples(run: Run) -> Figure:
     s = run.sample(40, seed=run.config.train.seed)
-    return plots.samples(run.preprocessor.inverse(s), 10, display_range(run),
-                         run.data.test.feature_names)
+    t = _test(run)
+    note = None
+    if "frechet_distance" in t:
+        note = (f"Frechet distance to {t['frechet_n']} test images {t['frechet_distance']:.2f} "
+                "(in a small classifier's 64-d features; lower is closer)")
+    return add_note(plots.samples(run.preprocessor.inverse(s), 10, display_range(run),
+                                  run.data.test.feature_names), note)
 
 
 @register_figure(
     "latent_scatter", "Latent space",
-    "Posterior means of the test set coloured by label (projected with PCA when wider than 2-D). "
+    "Posterior means of the test set coloured by label: the 2-D latent itself, or its PCA "
+    "projection when wider (the title says which and how much variance it keeps). "
     "Well-separated colours mean the code carries class information without being told labels.",
     order=40,
 )
 def _scatter(run: Run) -> Figure:
     lat = run.latents()
-    return plots.latent_scatter(lat["mu"], lat.get("y"), run.data.label_names,
-                                seed=run.config.train.seed)
+    return add_note(plots.latent_scatter(lat["mu"], lat.get("y"), run.data.label_names,
+                                         seed=run.config.train.seed), _label_note(run))
 
 
 def render_figures(run: Run, names: list[str] | None = None) -> list[Path]:
@@ -121,7 +166,7 @@ def render_figures(run: Run, names: list[str] | None = None) -> list[Path]:
         if fig is None:
             continue
         path = folder / f"{spec.name}.png"
-        fig.savefig(path, dpi=110)
+        save_figure(fig, path)
         index[path.name] = {"title": spec.title, "how_to_read": spec.how_to_read,
                             "order": spec.order}
         written.append(path)
@@ -135,17 +180,28 @@ def _is_image(run: Run) -> bool:
 
 
 def _decode_raw(run: Run, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-    if run.model.uses_labels and y is None:
-        y = np.full(len(z), -1, dtype=np.int64) if run.config.model.model == "cvae" else None
-    out = np.concatenate([run.decode(z[i : i + 1024], None if y is None else y[i : i + 1024])
-                          for i in range(0, len(z), 1024)])
-    return run.preprocessor.inverse(out)
+    """Decoder means of codes z in raw units (label-conditioned models: "unknown" label)."""
+    from vaelab.latent import decode
+
+    return run.preprocessor.inverse(decode(run.model, z, y))
+
+
+def _active_note(run: Run) -> str | None:
+    t = _test(run)
+    if "active_units" not in t:
+        return None
+    return (f"active units {t['active_units']} of {t['latent_dim']} (variance over the test set "
+            "of a dimension's posterior mean > 0.01)")
+
+
+TSNE_POINTS = 2000
 
 
 @register_figure(
     "latent_tsne", "Latent space (t-SNE)",
-    "A t-SNE map of the latent means, shown when the latent is wider than 2-D. t-SNE keeps "
-    "neighbourhoods, not distances: judge which labels mix, not how far apart clusters are.",
+    "A t-SNE map of the latent means, shown when the latent is wider than 2-D (at most 2,000 "
+    "test points). t-SNE keeps neighbourhoods, not distances: judge which labels mix, not how "
+    "far apart clusters are.",
     order=41,
 )
 def _tsne(run: Run) -> Figure | None:
@@ -153,16 +209,18 @@ def _tsne(run: Run) -> Figure | None:
     mu = lat["mu"]
     if mu.shape[1] <= 2:
         return None
-    pick = np.arange(min(len(mu), 3000))
+    pick = np.arange(min(len(mu), TSNE_POINTS))
     y = lat.get("y")
-    return plots.latent_scatter(mu[pick], None if y is None else y[pick], run.data.label_names,
-                                method="tsne", seed=run.config.train.seed)
+    return add_note(plots.latent_scatter(mu[pick], None if y is None else y[pick],
+                                         run.data.label_names, method="tsne",
+                                         seed=run.config.train.seed), _label_note(run))
 
 
 @register_figure(
     "latent_manifold", "Decoded latent grid",
-    "What the decoder makes of each point of a 30 x 30 grid over [-3, 3]^2. Smooth changes "
-    "between neighbours mean a continuous latent space; blank or garbled regions are holes.",
+    "What the decoder makes of each point of a 30 x 30 grid over [-3, 3]^2 (2-D latents). "
+    "Smooth changes between neighbours mean a continuous latent space; blank or garbled regions "
+    "are holes the posterior never visits.",
     order=50,
 )
 def _manifold(run: Run) -> Figure | None:
@@ -172,66 +230,81 @@ def _manifold(run: Run) -> Figure | None:
     if run.model.latent_dim != 2 or not _is_image(run):
         return None
     z, values = grid_codes(30, 3.0)
-    return manifold_grid(_decode_raw(run, z), values, display_range(run))
+    return add_note(manifold_grid(_decode_raw(run, z), values, display_range(run)),
+                    _active_note(run))
+
+
+MAX_TRAVERSAL_ROWS = 25
 
 
 @register_figure(
     "latent_traversals", "Latent traversals",
-    "Each row sweeps one latent dimension from -3 to 3 with the others at the mean code (the "
-    "10 most used dimensions). Rows that do not change belong to inactive dimensions.",
+    "For latents wider than 2-D: each row sweeps one dimension from -3 to 3 with the others at "
+    "the mean code, most used dimensions first (up to 25). Rows that do not change belong to "
+    "inactive dimensions.",
     order=51,
 )
 def _traversals(run: Run) -> Figure | None:
     from vaelab.latent import traverse
     from vaelab.plots.analysis import traversals
 
-    if not _is_image(run) or run.model.latent_dim < 2:
+    if not _is_image(run) or run.model.latent_dim <= 2:
         return None
     mu = run.latents()["mu"]
     var = mu.var(0)
-    dims = [int(d) for d in np.argsort(-var)[:10]]
+    dims = [int(d) for d in np.argsort(-var, kind="stable")[:MAX_TRAVERSAL_ROWS]]
     values = np.linspace(-3, 3, 11, dtype=np.float32)
     center = mu.mean(0)
     z = np.concatenate([traverse(center, d, values) for d in dims])
-    return traversals(_decode_raw(run, z), dims, values, display_range(run), var)
+    return add_note(traversals(_decode_raw(run, z), dims, values, display_range(run), var),
+                    _active_note(run))
 
 
 @register_figure(
     "latent_histograms", "Latent statistics",
-    "Histograms of the posterior means per dimension against the N(0, 1) prior density, with "
-    "mean / std / min / max. A VAE's means should roughly fill the prior; a spike at 0 is an "
-    "unused dimension.",
+    "Histograms of the posterior means per dimension (up to 25) against the N(0, 1) prior "
+    "density, with mean / std / min / max. A VAE's means should roughly fill the prior; a "
+    "spike at 0 is an unused dimension.",
     order=52,
 )
 def _histograms(run: Run) -> Figure:
     from vaelab.plots.analysis import latent_histograms
 
-    return latent_histograms(run.latents()["mu"])
+    return add_note(latent_histograms(run.latents()["mu"]), _active_note(run))
+
+
+def _two_inputs(y: np.ndarray | None, n: int) -> tuple[int, int]:
+    """Test rows 0 and the first row with another label (rows 0 and 1 without labels)."""
+    if y is None:
+        return 0, min(1, n - 1)
+    other = np.flatnonzero(y != y[0])
+    return 0, int(other[0]) if len(other) else min(1, n - 1)
 
 
 @register_figure(
     "interpolation", "Interpolation",
     "The decoder along the line (top) and the great circle (bottom) between the codes of two "
-    "test inputs of different labels. Plausible images all the way mean no holes between them.",
+    "test inputs of different labels (framed). Plausible images all the way mean no holes "
+    "between them.",
     order=60,
 )
 def _interpolation(run: Run) -> Figure | None:
     from vaelab.latent import interpolate
     from vaelab.plots.analysis import interpolation
 
-    if not _is_image(run):
-        return None
     lat = run.latents()
     mu, y = lat["mu"], lat.get("y")
-    i, j = 0, 1
-    if y is not None:
-        other = np.flatnonzero(y != y[0])
-        j = int(other[0]) if len(other) else 1
+    if not _is_image(run) or len(mu) < 2:
+        return None
+    i, j = _two_inputs(y, len(mu))
     lin = interpolate(mu[i], mu[j], 10, "linear")
     sph = interpolate(mu[i], mu[j], 10, "slerp")
     yy = None if y is None else np.where(np.arange(10) < 5, y[i], y[j])
-    return interpolation(_decode_raw(run, lin, yy), _decode_raw(run, sph, yy),
-                         display_range(run))
+    ends = run.preprocessor.inverse(np.asarray(run.data.test.x[[i, j]]))
+    dist = float(np.linalg.norm(mu[i] - mu[j]))
+    return add_note(interpolation(_decode_raw(run, lin, yy), _decode_raw(run, sph, yy),
+                                  display_range(run), ends=(ends[0], ends[1])),
+                    f"test rows {i} and {j}; distance between their codes {dist:.2f}")
 
 
 @register_figure(
@@ -242,22 +315,28 @@ def _interpolation(run: Run) -> Figure | None:
     order=61,
 )
 def _attributes(run: Run) -> Figure | None:
-    from vaelab.latent import attribute_vector
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from vaelab.latent import apply_attribute
     from vaelab.plots.analysis import attribute_vectors
 
     lat = run.latents()
     y = lat.get("y")
     if not _is_image(run) or y is None or len(np.unique(y[y >= 0])) < 3:
         return None
-    labels = [int(v) for v in np.unique(y[y >= 0])[:3]]
-    a, b, c = labels
-    vec = attribute_vector(lat["mu"], y, a, b)
-    base = lat["mu"][y == c][:8]
-    names = run.data.label_names or [str(k) for k in range(max(labels) + 1)]
-    title = (f"codes of '{names[c]}' plus (mean '{names[b]}' - mean '{names[a]}')")
+    a, b, c = (int(v) for v in np.unique(y[y >= 0])[:3])
+    mu = lat["mu"]
+    base, moved = apply_attribute(mu, y, a, b, c, n=8)
+    names = run.data.label_names or [str(k) for k in range(int(y.max()) + 1)]
+    title = f"codes of '{names[c]}' plus (mean code of '{names[b]}' - mean code of '{names[a]}')"
+    known = y >= 0
+    knn = KNeighborsClassifier(n_neighbors=5).fit(mu[known], y[known])
+    pred = knn.predict(moved)
+    note = (f"5-NN on the test codes: {int((pred == b).sum())} of {len(moved)} moved codes "
+            f"read as '{names[b]}', {int((pred == c).sum())} still as '{names[c]}'")
     yy = np.full(len(base), c, dtype=np.int64)
-    return attribute_vectors(_decode_raw(run, base, yy), _decode_raw(run, base + vec, yy),
-                             title, display_range(run))
+    return add_note(attribute_vectors(_decode_raw(run, base, yy), _decode_raw(run, moved, yy),
+                                      title, display_range(run)), note)
 
 
 @register_figure(
@@ -278,6 +357,8 @@ def _denoising(run: Run) -> Figure | None:
     gen = torch.Generator().manual_seed(run.config.train.seed)
     noisy = model.corrupt(torch.as_tensor(clean), generator=gen).numpy()
     out = run.reconstruct(noisy)
+    note = (f"MSE to the clean inputs: noisy {np.mean((noisy - clean) ** 2):.4g}, denoised "
+            f"{np.mean((out - clean) ** 2):.4g} (model space, these 10 examples)")
     pre = run.preprocessor
-    return denoising_triplets(pre.inverse(noisy), pre.inverse(out), pre.inverse(clean),
-                              display_range(run))
+    return add_note(denoising_triplets(pre.inverse(noisy), pre.inverse(out), pre.inverse(clean),
+                                       display_range(run)), note)

@@ -1,8 +1,64 @@
-"""Operations in the latent space: grids, interpolation, traversals, attribute vectors."""
+"""Operations in the latent space: encode a dataset, decode codes and grids, sample, interpolate
+(linear and spherical), traverse one dimension, attribute vectors.
+
+The pure-array helpers (``grid_codes``, ``interpolate``, ``traverse``, ``attribute_vector``)
+work on numpy codes; ``encode`` / ``decode`` / ``decode_grid`` / ``sample`` run a model (any
+:class:`~vaelab.models.BaseModel`; label-conditioned models take ``y``) in batches and return
+numpy arrays in the model's (preprocessed) space.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import torch
+
+from vaelab.evaluate.metrics import encode_dataset
+from vaelab.models import BaseModel
+
+
+def encode(model: BaseModel, x: np.ndarray, y: np.ndarray | None = None,
+           batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means and log-variances (None for deterministic codes) of every row of x."""
+    return encode_dataset(model, x, y, batch_size=batch_size)
+
+
+def _labels(model: BaseModel, y: np.ndarray | None, n: int) -> np.ndarray | None:
+    if y is None or not model.uses_labels:
+        return None
+    y = np.asarray(y, dtype=np.int64)
+    return np.full(n, int(y), dtype=np.int64) if y.ndim == 0 else y
+
+
+@torch.no_grad()
+def decode(model: BaseModel, z: np.ndarray, y: np.ndarray | int | None = None,
+           batch_size: int = 1024) -> np.ndarray:
+    """Decoder means of codes z (N, latent_dim); ``y`` is one label or one per code (cvae)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    z = np.asarray(z, dtype=np.float32).reshape(len(z), -1)
+    if z.shape[1] != model.latent_dim:
+        raise ValueError(f"codes have {z.shape[1]} dimensions, the model's latent has "
+                         f"{model.latent_dim}")
+    labels = _labels(model, None if y is None else np.asarray(y), len(z))
+    out = []
+    for i in range(0, len(z), batch_size):
+        zb = torch.as_tensor(z[i : i + batch_size], device=dev)
+        yb = None if labels is None else torch.as_tensor(labels[i : i + batch_size], device=dev)
+        out.append(model.decode_mean(zb, yb).float().cpu().numpy())
+    if not out:
+        return np.zeros((0, *model.input_shape), np.float32)
+    return np.concatenate(out)
+
+
+@torch.no_grad()
+def sample(model: BaseModel, n: int, seed: int = 0,
+           y: np.ndarray | int | None = None) -> np.ndarray:
+    """Decoder means of ``n`` codes z ~ N(0, I) drawn with ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, model.latent_dim, generator=gen).numpy()
+    if y is None and model.uses_labels:
+        y = np.arange(n) % int(model.spec.num_classes or 1)
+    return decode(model, z, y)
 
 
 def grid_codes(n: int = 30, span: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -12,6 +68,16 @@ def grid_codes(n: int = 30, span: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     return np.stack([z1.ravel(), z2.ravel()], axis=1), values
 
 
+def decode_grid(model: BaseModel, n: int = 30, span: float = 3.0,
+                y: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Decoded n x n grid over [-span, span]^2 of a 2-D latent (row-major) and the grid values."""
+    if model.latent_dim != 2:
+        raise ValueError(f"a decoded grid needs a 2-D latent, this one has {model.latent_dim} "
+                         "dimensions; use traversals instead")
+    z, values = grid_codes(n, span)
+    return decode(model, z, y), values
+
+
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int = 10,
                 method: str = "linear") -> np.ndarray:
     """``steps`` codes from z0 to z1, on the straight line or the great circle (slerp)."""
@@ -19,12 +85,12 @@ def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int = 10,
     a, b = np.asarray(z0, np.float64), np.asarray(z1, np.float64)
     if method == "linear":
         return ((1 - t) * a + t * b).astype(np.float32)
-    if method != "slerp":
+    if method not in ("slerp", "spherical"):
         raise ValueError(f"method must be linear or slerp, not {method!r}")
     na, nb = np.linalg.norm(a), np.linalg.norm(b)
     cos = float(np.clip(a @ b / max(na * nb, 1e-12), -1.0, 1.0))
     omega = np.arccos(cos)
-    if omega < 1e-6:
+    if omega < 1e-6 or np.pi - omega < 1e-6:  # (anti)parallel: the great circle is undefined
         return ((1 - t) * a + t * b).astype(np.float32)
     out = (np.sin((1 - t) * omega) * a + np.sin(t * omega) * b) / np.sin(omega)
     return out.astype(np.float32)
@@ -42,3 +108,14 @@ def attribute_vector(mu: np.ndarray, y: np.ndarray, source: int, target: int) ->
     if not (y == source).any() or not (y == target).any():
         raise ValueError(f"labels {source} and {target} both need examples")
     return (mu[y == target].mean(0) - mu[y == source].mean(0)).astype(np.float32)
+
+
+def apply_attribute(mu: np.ndarray, y: np.ndarray, source: int, target: int, base: int,
+                    n: int = 8, scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Codes of the first ``n`` examples of label ``base`` and the same codes plus
+    ``scale`` x (mean code of ``target`` - mean code of ``source``)."""
+    vec = attribute_vector(mu, y, source, target)
+    codes = mu[y == base][:n]
+    if not len(codes):
+        raise ValueError(f"label {base} has no examples")
+    return codes.astype(np.float32), (codes + scale * vec).astype(np.float32)

@@ -103,7 +103,10 @@ def check_safetensors_header(path: Path) -> None:
     except OSError as exc:
         raise ModelFileError(f"{path} cannot be read ({exc.strerror}); restore the file or "
                              "retrain.") from None
-    for magic, what in _FOREIGN.items():
+    n = int.from_bytes(head[:8], "little") if len(head) >= 8 else -1
+    if len(head) >= 9 and n <= size - 8 and head[8:9] == b"{":
+        return  # looks like safetensors: the library checks the rest
+    for magic, what in _FOREIGN.items():  # checked after: a header length may start with 0x80
         if head.startswith(magic):
             raise ModelFileError(
                 f"{path} is {what}, not safetensors; vaelab never unpickles model files - "
@@ -112,13 +115,11 @@ def check_safetensors_header(path: Path) -> None:
     if len(head) < 9:
         raise ModelFileError(f"{path} holds only {size} bytes; it is truncated or empty - "
                              "retrain or restore it.")
-    n = int.from_bytes(head[:8], "little")
-    if n > size - 8 or head[8:9] != b"{":
-        raise ModelFileError(
-            f"{path} is not a safetensors file (its header length {n} does not fit the file's "
-            f"{size} bytes, or the header is not JSON); it is truncated or of another format - "
-            "retrain or restore it."
-        )
+    raise ModelFileError(
+        f"{path} is not a safetensors file (its header length {n} does not fit the file's "
+        f"{size} bytes, or the header is not JSON); it is truncated or of another format - "
+        "retrain or restore it."
+    )
 
 
 def load_tensors(path: str | Path) -> dict[str, torch.Tensor]:

@@ -334,22 +334,23 @@ def _save_partial(trainer: Trainer, work: Path, exc: BaseException, say: Log) ->
 
 def evaluate_run(run: Run, extra: dict[str, Any] | None = None, *,
                  iwae_k: int | None = None, log: Log | None = None) -> dict[str, Any]:
-    """Compute every test metric and the diagnostics; write metrics.json (keeps other keys)."""
+    """Compute every test metric and the diagnostics; write metrics.json (keeps other keys).
+
+    ``iwae_k`` importance samples for the IWAE estimate (default: the run's ``eval_k``; 0
+    skips it). The test latents (latents.npz) are re-encoded, so a resumed run never reuses
+    the codes of its earlier weights.
+    """
     from vaelab.evaluate.diagnostics import diagnose
     from vaelab.evaluate.full import compute_metrics
 
     k = run.config.train.eval_k if iwae_k is None else iwae_k
     metrics = dict(run.metrics)
+    (run.path / "latents.npz").unlink(missing_ok=True)
     test = compute_metrics(run, iwae_k=k, seed=run.config.train.seed,
                            log=log or (lambda m: None))
     metrics["test"] = test
-    pre = run.preprocessor
-    lo, hi = pre.params.get("min", 0.0), pre.params.get("max", 1.0)
-    if pre.kind == "standardize":
-        x = run.data.test.x[:2000]
-        lo, hi = float(np.min(x)), float(np.max(x))
-    elif pre.bounded_unit:
-        lo, hi = 0.0, 1.0
+    x = np.asarray(run.data.test.x[:2000])  # model space: what the likelihood sees
+    lo, hi = (float(np.min(x)), float(np.max(x))) if len(x) else (0.0, 1.0)
     metrics["diagnostics"] = diagnose(test, run.saved_json("config.json"), (lo, hi),
                                       run.model.variational)
     if extra:
@@ -368,11 +369,14 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     else:
         lines.append(f"test: reconstruction NLL {t['recon_nll']:.3f} nats per example")
     if "iwae_nll" in t:
-        lines.append(f"      IWAE NLL estimate {t['iwae_nll']:.3f} nats (K={t['iwae_k']})")
+        part = "" if t.get("iwae_n", t["n_test"]) >= t["n_test"] else \
+            f", first {t['iwae_n']} test examples"
+        lines.append(f"      IWAE NLL estimate {t['iwae_nll']:.3f} nats (K={t['iwae_k']}{part})")
     extra = [f"active units {t['active_units']}/{t['latent_dim']}",
              f"recon MSE {t['recon_mse']:.4g}"]
     if "knn_accuracy" in t:
-        extra.append(f"latent kNN accuracy {t['knn_accuracy']:.3f}")
+        extra.append(f"latent kNN accuracy {t['knn_accuracy']:.3f}, linear probe "
+                     f"{t['linear_probe_accuracy']:.3f}")
     if "frechet_distance" in t:
         extra.append(f"Frechet distance {t['frechet_distance']:.2f}")
     lines.append("      " + ", ".join(extra))
@@ -382,14 +386,18 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
 
 
 def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = True) -> None:
-    """Evaluate, encode the test set, render figures and the report of a trained run."""
+    """Evaluate, encode the test set, render figures and the report of a trained run; print
+    the test metrics and the diagnostics with advice."""
     from vaelab.figures import render_figures
 
+    t0 = time.perf_counter()
     metrics = evaluate_run(run, {"training": state_info})
     for line in summary_lines(metrics):
         log(line)
-    log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}")
-    render_figures(run)
+    log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}; evaluated in "
+        f"{time.perf_counter() - t0:.1f} s")
+    figures = render_figures(run)
+    log(f"figures: {len(figures)} in {run.path / 'figures'}")
     if report:
         from vaelab.report import write_report
 

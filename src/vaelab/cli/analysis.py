@@ -9,6 +9,7 @@ import click
 import numpy as np
 
 from vaelab.errors import DataError, VaelabError
+from vaelab.plots.common import save_figure
 
 RUN = click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
 
@@ -36,7 +37,7 @@ def _save_images(run, arrays: np.ndarray, path: Path, title: str, ncols: int = 1
                                value_range=display_range(run))
     else:
         fig = plots.samples(raw, feature_names=run.data.test.feature_names)
-    fig.savefig(path.with_suffix(".png"), dpi=110)
+    save_figure(fig, path.with_suffix(".png"))
     np.save(path.with_suffix(".npy"), raw)
 
 
@@ -78,6 +79,8 @@ def register(group: click.Group) -> None:
     @click.option("--out", default=None)
     def reconstruct(run_dir: str, count: int, out: str | None) -> None:
         """Reconstruct the first N test examples (figure + arrays)."""
+        if not 1 <= count <= 1000:
+            raise click.BadParameter("must be between 1 and 1000", param_hint="-n")
         run = _open(run_dir)
         test = run.data.test
         x = np.asarray(test.x[:count])
@@ -89,7 +92,7 @@ def register(group: click.Group) -> None:
         pre = run.preprocessor
         fig = plots.reconstructions(pre.inverse(x), pre.inverse(rec), display_range(run),
                                     test.feature_names)
-        fig.savefig(path.with_suffix(".png"), dpi=110)
+        save_figure(fig, path.with_suffix(".png"))
         np.savez(path.with_suffix(".npz"), original=pre.inverse(x), reconstruction=pre.inverse(rec))
         click.echo(f"wrote {path.with_suffix('.png')} and {path.with_suffix('.npz')}")
 
@@ -98,24 +101,43 @@ def register(group: click.Group) -> None:
     @click.option("--from", "a", default=0, show_default=True, help="Test index of the start.")
     @click.option("--to", "b", default=1, show_default=True, help="Test index of the end.")
     @click.option("--steps", default=10, show_default=True)
-    @click.option("--method", type=click.Choice(["linear", "slerp"]), default="linear")
-    @click.option("--out", default=None)
+    @click.option("--method", type=click.Choice(["both", "linear", "slerp"]), default="both",
+                  show_default=True, help="Straight line, great circle (slerp), or both.")
+    @click.option("--out", default=None, help="Output path without suffix (.png and .npz).")
     def interpolate(run_dir: str, a: int, b: int, steps: int, method: str,
                     out: str | None) -> None:
         """Decode the path between the codes of two test examples."""
+        from vaelab import plots
+        from vaelab.figures import display_range
         from vaelab.latent import interpolate as interp
+        from vaelab.plots.analysis import interpolation
 
+        if not 2 <= steps <= 100:
+            raise click.BadParameter("must be between 2 and 100", param_hint="--steps")
         run = _open(run_dir)
         mu = run.latents()["mu"]
         for i in (a, b):
             if not 0 <= i < len(mu):
                 raise click.BadParameter(f"test index {i} is outside 0..{len(mu) - 1}")
-        if not 2 <= steps <= 100:
-            raise click.BadParameter("must be between 2 and 100", param_hint="--steps")
+        pre = run.preprocessor
+        paths = {m: pre.inverse(run.decode(interp(mu[a], mu[b], steps, m)))
+                 for m in (("linear", "slerp") if method == "both" else (method,))}
         path = _out(run, out, f"interpolation_{a}_{b}_{method}")
-        _save_images(run, run.decode(interp(mu[a], mu[b], steps, method)), path,
-                     f"{method} interpolation, test {a} -> {b}", ncols=steps)
-        click.echo(f"wrote {path.with_suffix('.png')} and {path.with_suffix('.npy')}")
+        ends = pre.inverse(np.asarray(run.data.test.x[[a, b]]))
+        if ends.ndim == 4 and len(paths) == 2:
+            fig = interpolation(paths["linear"], paths["slerp"], display_range(run),
+                                ends=(ends[0], ends[1]))
+        elif ends.ndim == 4:
+            strip = np.concatenate([ends[:1], paths[method], ends[1:]])
+            fig = plots.image_grid(strip, ncols=len(strip), value_range=display_range(run),
+                                   title=f"{method} interpolation, test {a} -> {b} (first and "
+                                         "last: the inputs)")
+        else:
+            fig = plots.samples(np.concatenate(list(paths.values())),
+                                feature_names=run.data.test.feature_names)
+        save_figure(fig, path.with_suffix(".png"))
+        np.savez(path.with_suffix(".npz"), inputs=ends, **paths)
+        click.echo(f"wrote {path.with_suffix('.png')} and {path.with_suffix('.npz')}")
 
     @group.command()
     @RUN

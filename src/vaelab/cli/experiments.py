@@ -22,7 +22,7 @@ def register(group: click.Group) -> None:
             click.echo(f"{'':26s} runs: {', '.join(runs)}")
 
     @group.command("run-recipe")
-    @click.argument("name")
+    @click.argument("recipe", metavar="NAME")
     @click.option("--out", default=None, help="Folder for the recipe's runs (runs/NAME).")
     @click.option("--force", is_flag=True, help="Replace existing runs.")
     @click.option("--only", multiple=True, metavar="RUN",
@@ -30,7 +30,7 @@ def register(group: click.Group) -> None:
                        "recipes`).")
     @click.option("--quiet", "-q", is_flag=True)
     @config_options
-    def run_recipe_cmd(name: str, out: str | None, force: bool, only: tuple[str, ...],
+    def run_recipe_cmd(recipe: str, out: str | None, force: bool, only: tuple[str, ...],
                        quiet: bool, **kwargs: Any) -> None:
         """Run a seed experiment NAME (e.g. 003 or 003_pytorch_vae): every run it holds.
 
@@ -42,7 +42,7 @@ def register(group: click.Group) -> None:
         overrides = collect_overrides(kwargs)
         if quiet:
             overrides["progress"] = False
-        runs = run_recipe(name, out, force=force, only=list(only) or None,
+        runs = run_recipe(recipe, out, force=force, only=list(only) or None,
                           log=None if quiet else click.echo, **overrides)
         for r in runs:
             click.echo(f"report: {r.path / 'report.html'}")

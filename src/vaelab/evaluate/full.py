@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -79,17 +80,23 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
     return m
 
 
-def fid_metric(run: Run, seed: int = 0, n: int = 2000) -> dict[str, Any]:
-    from vaelab.evaluate.fid import EPOCHS, FEATURES, features, frechet_distance, train_feature_net
+def fid_metric(run: Run, seed: int = 0, n: int = 2000,
+               cache: Path | bool | None = True) -> dict[str, Any]:
+    """Fréchet distance between ``n`` prior samples and ``n`` test images (see ``fid.py``).
 
+    ``cache``: True = vaelab's cache folder, a path, or None / False to always retrain.
+    """
+    from vaelab.evaluate.fid import DESCRIPTION, feature_net, features, frechet_distance
+
+    if cache is True:
+        from vaelab.data.download import cache_dir
+
+        cache = cache_dir() / "fid"
     data = run.data
     classes = data.num_classes or 1
-    n_train = min(len(data.train), 20000)
-    net = train_feature_net(np.asarray(data.train.x[:n_train]), data.train.y[:n_train], classes)
+    net = feature_net(data.train.x, data.train.y, classes, cache or None)
     real = np.asarray(data.test.x[:n])
     fake = run.sample(len(real), seed=seed)
     return {"frechet_distance": frechet_distance(features(net, fake), features(net, real)),
-            "frechet_features": f"{FEATURES}-d penultimate layer of an MLP classifier "
-                                f"(256-{FEATURES}, {EPOCHS} epochs, seed 0) trained on this "
-                                "run's training split",
+            "frechet_features": DESCRIPTION,
             "frechet_n": len(real)}

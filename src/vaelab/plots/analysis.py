@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 
 from vaelab.plots.common import new_figure, show_image, tile, unit_range
 
@@ -25,13 +26,15 @@ def manifold_grid(images: np.ndarray, values: np.ndarray,
     ax = fig.subplots()
     ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=1,
               extent=(0, n * w, 0, n * h), interpolation="nearest")
-    ticks = np.linspace(0, n - 1, 7).round().astype(int)
-    ax.set_xticks(ticks * w + w / 2, [f"{values[i]:.1f}" for i in ticks])
-    ax.set_yticks(ticks * h + h / 2, [f"{values[i]:.1f}" for i in ticks])
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
-    ax.set_title(f"decoded latent grid, {n} x {n} over [{values[0]:.0f}, {values[-1]:.0f}]",
-                 fontsize=11)
+    lo, hi = float(values[0]), float(values[-1])
+    step = 1.0 if hi - lo >= 4 else 0.5
+    marks = np.arange(np.ceil(lo / step) * step, hi + 1e-6, step)
+    pos = (marks - lo) / max(hi - lo, 1e-12) * (n - 1) + 0.5  # cell centres, in cells
+    ax.set_xticks(pos * w, [f"{v:g}" for v in marks])
+    ax.set_yticks(pos * h, [f"{v:g}" for v in marks])
+    ax.set_xlabel("z1 (first latent dimension)")
+    ax.set_ylabel("z2 (second latent dimension)")
+    ax.set_title(f"decoder means on a {n} x {n} grid over [{lo:g}, {hi:g}]^2", fontsize=11)
     return fig
 
 
@@ -53,7 +56,8 @@ def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
         [(i + 0.5) * images.shape[-1] for i in range(steps)],
         [f"{v:.1f}" for v in values], fontsize=7)
     axes[-1].set_xlabel("value of the swept dimension (others at the mean code)")
-    fig.suptitle("latent traversals", fontsize=11)
+    fig.suptitle("latent traversals: one row per dimension (label: dimension, variance of its "
+                 "posterior mean)", fontsize=10)
     return fig
 
 
@@ -84,16 +88,33 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
 
 
 def interpolation(linear: np.ndarray, spherical: np.ndarray,
-                  value_range: tuple[float, float]) -> Figure:
-    """Two strips between the same two inputs: linear (top) and spherical (bottom)."""
+                  value_range: tuple[float, float],
+                  ends: tuple[np.ndarray, np.ndarray] | None = None) -> Figure:
+    """Two strips between the same two inputs: linear (top) and spherical (bottom).
+
+    ``ends``: the two inputs themselves, shown left and right of each strip.
+    """
     steps = len(linear)
-    fig = new_figure(max(6.0, 0.8 * steps), 2.4)
+    cols = steps + (2 if ends is not None else 0)
+    fig = new_figure(max(6.0, 0.8 * cols + 1.0), 2.8)
     axes = fig.subplots(2, 1)
     for ax, imgs, name in ((axes[0], linear, "linear"), (axes[1], spherical, "spherical")):
-        show_image(ax, _grid_image(imgs, steps, *value_range))
+        if ends is not None:
+            imgs = np.concatenate([ends[0][None], imgs, ends[1][None]])
+        canvas = _grid_image(imgs, cols, *value_range)
+        show_image(ax, canvas)
+        w = canvas.shape[1] / cols
+        if ends is not None:
+            for c in (0, cols - 1):  # frame the inputs so they read apart from the path
+                ax.add_patch(Rectangle((c * w - 0.5, -0.5), w, canvas.shape[0], fill=False,
+                                       edgecolor="C1", lw=2))
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
-    fig.suptitle("interpolation between two test inputs (ends: their reconstructions)",
-                 fontsize=10)
+    if ends is not None:
+        axes[1].set_xticks([w / 2 - 0.5, (cols - 0.5) * w - 0.5], ["input A", "input B"],
+                           fontsize=8)
+        axes[1].set_xlabel(f"framed: the two inputs; between them {steps} decoded codes "
+                           "from code(A) to code(B)", fontsize=8)
+    fig.suptitle("interpolation between the codes of two test inputs", fontsize=10)
     return fig
 
 
@@ -121,4 +142,5 @@ def denoising_triplets(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarra
                               strict=True):
         show_image(ax, _grid_image(imgs, n, *value_range))
         ax.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=9)
+    fig.suptitle("denoising autoencoder on test inputs", fontsize=10)
     return fig

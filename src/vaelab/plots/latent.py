@@ -18,7 +18,8 @@ def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.nd
         from sklearn.manifold import TSNE
 
         perp = float(min(30, max(5, (len(z) - 1) // 3)))
-        out = TSNE(n_components=2, random_state=seed, perplexity=perp, init="pca").fit_transform(z)
+        out = TSNE(n_components=2, random_state=seed, perplexity=perp, init="pca",
+                   max_iter=500).fit_transform(z)  # 250 exaggerated + 250 plain steps
         return out, f"t-SNE of the {z.shape[1]}-D latent means"
     from sklearn.decomposition import PCA
 

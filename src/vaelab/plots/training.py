@@ -13,6 +13,11 @@ from vaelab.plots.common import new_figure
 def training_curves(history: Sequence[dict[str, Any]]) -> Figure:
     """One panel per term (loss, recon, kl); solid train, dashed validation; best epoch marked."""
     terms = [t for t in ("loss", "recon", "kl") if any(f"train_{t}" in r for r in history)]
+    if "kl" in terms and all(not float(r.get("train_kl") or 0) for r in history):
+        terms.remove("kl")  # a deterministic autoencoder: no KL term
+    if "recon" in terms and "loss" in terms and all(
+            r.get("train_recon") == r.get("train_loss") for r in history):
+        terms.remove("recon")  # the objective is the reconstruction term itself
     fig = new_figure(4.2 * len(terms), 3.4)
     axes = fig.subplots(1, len(terms), squeeze=False)[0]
     epochs = [int(r["epoch"]) for r in history]
@@ -20,7 +25,9 @@ def training_curves(history: Sequence[dict[str, Any]]) -> Figure:
     vals = [r.get("val_loss") for r in history]
     if vals and all(v is not None and v != "" for v in vals):
         best = epochs[min(range(len(vals)), key=lambda i: float(vals[i]))]
-    titles = {"loss": "objective (loss)", "recon": "reconstruction -log p(x|z)",
+    only = terms == ["loss"]
+    titles = {"loss": "objective = reconstruction -log p(x|z)" if only else "objective (loss)",
+              "recon": "reconstruction -log p(x|z)",
               "kl": "KL(q(z|x) || p(z))"}
     for ax, term in zip(axes, terms, strict=True):
         tr = [float(r[f"train_{term}"]) for r in history]

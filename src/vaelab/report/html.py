@@ -8,6 +8,7 @@ differ from the defaults marked). It reads only the run directory's files.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 import struct
@@ -127,8 +128,8 @@ def facts(run_dir: Path, config: dict[str, Any], metrics: dict[str, Any]) -> str
     n_params = parameter_count(run_dir)
     items: list[tuple[str, Any]] = [
         ("dataset", info.get("source") or config.get("data", {}).get("dataset")),
-        ("rows train / val / test", " / ".join(str(sizes.get(k, "?"))
-                                               for k in ("train", "val", "test")) if sizes else None),
+        ("rows train / val / test",
+         " / ".join(str(sizes.get(k, "?")) for k in ("train", "val", "test")) if sizes else None),
         ("input shape", " x ".join(str(d) for d in resolved.get("input_shape", [])) or None),
         ("preprocessing", info.get("preprocessing", {}).get("kind")
          or config.get("preprocessing", {}).get("kind")),
@@ -197,10 +198,8 @@ def history_table(history: list[dict[str, str]]) -> str:
         cells = []
         for c in cols:
             v: Any = row.get(c, "")
-            try:
+            with contextlib.suppress(TypeError, ValueError):
                 v = int(v) if c == "epoch" else float(v)
-            except (TypeError, ValueError):
-                pass
             cells.append(f"<td class=num>{fmt(v)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<details><summary>History: {len(history)} epoch(s), one row each (history.csv)"

@@ -18,7 +18,8 @@ CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif;margin:0;
 color:var(--ink);background:#f6f7f9;line-height:1.45}
 header{background:var(--accent);color:#fff;padding:18px 28px 12px}
-header h1{margin:0;font-size:22px;font-weight:650} header p{margin:4px 0 0;opacity:.85;font-size:14px}
+header h1{margin:0;font-size:22px;font-weight:650}
+header p{margin:4px 0 0;opacity:.85;font-size:14px}
 nav{margin-top:10px;font-size:13px} nav a{color:#cfe0f5;text-decoration:none;margin-right:16px}
 nav a:hover{color:#fff;text-decoration:underline}
 main{max-width:1180px;margin:0 auto;padding:10px 28px 40px}

@@ -29,7 +29,7 @@ def graceful_sigint(log=print) -> Iterator[StopFlag]:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             raise KeyboardInterrupt
         flag.requested = True
-        log("interrupt: stopping after this step and keeping the last complete epoch "
+        log("interrupt: stopping after this step and saving a checkpoint to resume from "
             "(press Ctrl-C again to stop at once)")
 
     signal.signal(signal.SIGINT, handler)
