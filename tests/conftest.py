@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
 import torch
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# vaelab's cache (downloads, FID feature extractors) in a folder of this session, not the user's
+os.environ["VAELAB_CACHE"] = tempfile.mkdtemp(prefix="vaelab-test-cache-")
+atexit.register(shutil.rmtree, os.environ["VAELAB_CACHE"], True)
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
