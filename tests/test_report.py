@@ -94,6 +94,7 @@ def test_report_sections_metrics_history_and_config(run):
                      r"128\)", text)
     assert "<tr><td>latent_dim</td><td>2</td></tr>" in text  # a default is not marked
     assert f"{sum(p.numel() for p in run.model.parameters()):,}" in text
+    assert "<dt>status</dt><dd>finished</dd>" in text  # written after the run is complete
 
 
 def test_report_of_an_unfinished_run_still_renders(run, tmp_path):

@@ -398,6 +398,9 @@ def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = Tr
         f"{time.perf_counter() - t0:.1f} s")
     figures = render_figures(run)
     log(f"figures: {len(figures)} in {run.path / 'figures'}")
+    # the result is complete: the report states it as finished
+    write_status(run.path, "finished", epochs=state_info["epochs_run"],
+                 best_epoch=state_info["best_epoch"])
     if report:
         from vaelab.report import write_report
 
