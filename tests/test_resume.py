@@ -73,6 +73,19 @@ def _resume_and_compare(out: Path, ref: Path) -> None:
     assert vaelab.Run.load(out).status == "finished"
 
 
+def _interrupt(out: Path, epoch: int, *signals: int) -> str:
+    """Start a run, wait for ``epoch`` to be checkpointed, send ``signals``; return stderr."""
+    proc = _start(out)
+    _wait_for_epoch(out, epoch, proc)
+    for i, sig in enumerate(signals):
+        if i:
+            time.sleep(0.001)
+        os.kill(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    return err
+
+
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, reference):
     out = tmp_path / "killed"
     proc = _start(out)
@@ -85,11 +98,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, reference):
 
 def test_first_sigint_saves_a_valid_run_that_resumes_exactly(tmp_path, reference):
     out = tmp_path / "int"
-    proc = _start(out)
-    _wait_for_epoch(out, 2, proc)
-    os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    err = _interrupt(out, 2, signal.SIGINT)
     assert "interrupted" in err and "run directory is valid" in err
     run = vaelab.Run.load(out)  # a loadable run: model from the best weights so far
     status = run.saved_json("run.json")
@@ -102,13 +111,7 @@ def test_first_sigint_saves_a_valid_run_that_resumes_exactly(tmp_path, reference
 
 def test_second_sigint_stops_at_once_and_the_run_stays_valid(tmp_path, reference):
     out = tmp_path / "int2"
-    proc = _start(out)
-    _wait_for_epoch(out, 1, proc)
-    os.kill(proc.pid, signal.SIGINT)
-    time.sleep(0.001)
-    os.kill(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
+    _interrupt(out, 1, signal.SIGINT, signal.SIGINT)
     run = vaelab.Run.load(out)
     assert run.status == "interrupted" and run.history
     _resume_and_compare(out, reference)
