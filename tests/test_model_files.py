@@ -111,6 +111,20 @@ def test_tensor_names_and_shapes_must_match_model_json(saved):
         load_model(saved)
 
 
+def test_a_model_json_naming_a_huge_model_allocates_nothing_before_the_check(saved):
+    """A corrupted model.json must not make vaelab build (and fill) a model of many GB."""
+    import resource
+
+    meta = json.loads((saved / "model.json").read_text())
+    meta["config"]["hidden"] = [20_000]  # with 20,000 inputs: 8e8 weights, 3.2 GB if built
+    meta["spec"]["input_shape"] = [20_000]
+    (saved / "model.json").write_text(json.dumps(meta))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ModelFileError, match=r"has shape .* but model.json implies"):
+        load_model(saved)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 500_000
+
+
 def test_bad_model_json(saved):
     (saved / "model.json").write_text("{")
     with pytest.raises(ModelFileError, match="not valid JSON"):

@@ -152,13 +152,15 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> BaseMo
             likelihood=str(meta["spec"]["likelihood"]),
             num_classes=meta["spec"].get("num_classes"),
         )
-        model = build_model(cfg, spec)
-    except (ConfigError, TypeError, KeyError, ValueError) as exc:
+        with torch.device("meta"):  # shapes only: a model.json naming a huge model allocates
+            shell = build_model(cfg, spec)  # nothing before it is checked against the weights
+    except (ConfigError, TypeError, KeyError, ValueError, RuntimeError) as exc:
         raise ModelFileError(
             f"{folder / 'model.json'} does not describe a valid model: {exc}"
         ) from None
     tensors = load_tensors(folder / "model.safetensors")
-    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    want = shell.state_dict()
+    expected = {k: tuple(v.shape) for k, v in want.items()}
     got = {k: tuple(v.shape) for k, v in tensors.items()}
     if expected.keys() != got.keys():
         missing = sorted(expected.keys() - got.keys())[:3]
@@ -167,7 +169,6 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> BaseMo
             f"{folder / 'model.safetensors'} does not match model.json: missing tensors "
             f"{missing}, unexpected {unexpected}; the two files come from different models."
         )
-    want = model.state_dict()
     for k, shape in expected.items():
         if got[k] != shape:
             raise ModelFileError(
@@ -179,6 +180,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> BaseMo
                 f"{folder / 'model.safetensors'}: tensor '{k}' has dtype {tensors[k].dtype} "
                 f"but the model needs {want[k].dtype}; the file was not written by vaelab."
             )
+    model = build_model(cfg, spec)  # as large as the weights just read
     model.load_state_dict(tensors)
     model.eval()
     return model.to(device)
