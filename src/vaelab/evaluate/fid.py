@@ -43,16 +43,16 @@ class FeatureNet(nn.Module):
 
 def _rows(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The first ``MAX_ROWS`` labelled rows (reading only the prefix of a lazy array)."""
-    keep = np.flatnonzero(np.asarray(y) >= 0)[:MAX_ROWS]
+    y = np.asarray(y)
+    keep = np.flatnonzero(y >= 0)[:MAX_ROWS]
     if not len(keep):
         raise ValueError("the feature extractor needs labelled training rows")
     head = np.asarray(x[: int(keep[-1]) + 1])
-    return np.ascontiguousarray(head[keep], dtype=np.float32), np.asarray(y)[keep].astype(np.int64)
+    return np.ascontiguousarray(head[keep], dtype=np.float32), y[keep].astype(np.int64)
 
 
-def train_feature_net(x: np.ndarray, y: np.ndarray, classes: int) -> FeatureNet:
-    """The fixed recipe above, on the first ``MAX_ROWS`` labelled rows of x."""
-    xs, ys = _rows(x, y)
+def train_feature_net(xs: np.ndarray, ys: np.ndarray, classes: int) -> FeatureNet:
+    """The fixed recipe above, on the rows ``_rows`` selected."""
     xt, yt = torch.from_numpy(xs), torch.from_numpy(ys)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
@@ -70,9 +70,8 @@ def train_feature_net(x: np.ndarray, y: np.ndarray, classes: int) -> FeatureNet:
     return net.eval()
 
 
-def extractor_key(x: np.ndarray, y: np.ndarray, classes: int) -> str:
+def extractor_key(xs: np.ndarray, ys: np.ndarray, classes: int) -> str:
     """SHA-256 of the recipe, the class count and the exact rows / labels trained on."""
-    xs, ys = _rows(x, y)
     h = hashlib.sha256(f"{RECIPE}|{classes}|{xs.shape}".encode())
     h.update(xs.tobytes())
     h.update(ys.tobytes())
@@ -84,17 +83,18 @@ def feature_net(x: np.ndarray, y: np.ndarray, classes: int,
     """The extractor for these training rows: loaded from ``cache`` or trained and saved there."""
     from safetensors.torch import load_file, save_file
 
+    xs, ys = _rows(x, y)  # read once: the key and the training use the same rows
     if cache is None:
-        return train_feature_net(x, y, classes)
-    path = Path(cache) / f"{extractor_key(x, y, classes)}.safetensors"
-    net = FeatureNet(int(np.prod(np.asarray(x).shape[1:])), classes)
+        return train_feature_net(xs, ys, classes)
+    path = Path(cache) / f"{extractor_key(xs, ys, classes)}.safetensors"
+    net = FeatureNet(int(np.prod(xs.shape[1:])), classes)
     if path.exists():
         try:
             net.load_state_dict(load_file(path))
             return net.eval()
         except Exception:  # a damaged cache entry: train again and overwrite it
             pass
-    net = train_feature_net(x, y, classes)
+    net = train_feature_net(xs, ys, classes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
