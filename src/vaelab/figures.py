@@ -181,9 +181,7 @@ def _is_image(run: Run) -> bool:
 
 def _decode_raw(run: Run, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
     """Decoder means of codes z in raw units (label-conditioned models: "unknown" label)."""
-    from vaelab.latent import decode
-
-    return run.preprocessor.inverse(decode(run.model, z, y))
+    return run.preprocessor.inverse(run.decode(z, y))
 
 
 def _active_note(run: Run) -> str | None:

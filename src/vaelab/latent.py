@@ -1,10 +1,11 @@
-"""Operations in the latent space: encode a dataset, decode codes and grids, sample, interpolate
-(linear and spherical), traverse one dimension, attribute vectors.
+"""Operations in the latent space: decode codes, grids, interpolation (linear and spherical),
+traversals, attribute vectors.
 
-The pure-array helpers (``grid_codes``, ``interpolate``, ``traverse``, ``attribute_vector``)
-work on numpy codes; ``encode`` / ``decode`` / ``decode_grid`` / ``sample`` run a model (any
-:class:`~vaelab.models.BaseModel`; label-conditioned models take ``y``) in batches and return
-numpy arrays in the model's (preprocessed) space.
+The array helpers (``grid_codes``, ``interpolate``, ``traverse``, ``attribute_vector``,
+``apply_attribute``) work on numpy codes; ``decode`` runs a model (any
+:class:`~vaelab.models.BaseModel`; label-conditioned models take ``y``) in batches and returns
+numpy arrays in the model's (preprocessed) space. Encoding is ``vaelab.evaluate.encode_dataset``;
+sampling is ``Run.sample`` (the model's own prior).
 """
 
 from __future__ import annotations
@@ -12,14 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from vaelab.evaluate.metrics import encode_dataset
 from vaelab.models import BaseModel
-
-
-def encode(model: BaseModel, x: np.ndarray, y: np.ndarray | None = None,
-           batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray | None]:
-    """Posterior means and log-variances (None for deterministic codes) of every row of x."""
-    return encode_dataset(model, x, y, batch_size=batch_size)
 
 
 def _labels(model: BaseModel, y: np.ndarray | None, n: int) -> np.ndarray | None:
@@ -35,7 +29,8 @@ def decode(model: BaseModel, z: np.ndarray, y: np.ndarray | int | None = None,
     """Decoder means of codes z (N, latent_dim); ``y`` is one label or one per code (cvae)."""
     model.eval()
     dev = next(model.parameters()).device
-    z = np.asarray(z, dtype=np.float32).reshape(len(z), -1)
+    z = np.asarray(z, dtype=np.float32)
+    z = z.reshape(len(z), -1) if z.size else z.reshape(0, model.latent_dim)
     if z.shape[1] != model.latent_dim:
         raise ValueError(f"codes have {z.shape[1]} dimensions, the model's latent has "
                          f"{model.latent_dim}")
@@ -45,20 +40,7 @@ def decode(model: BaseModel, z: np.ndarray, y: np.ndarray | int | None = None,
         zb = torch.as_tensor(z[i : i + batch_size], device=dev)
         yb = None if labels is None else torch.as_tensor(labels[i : i + batch_size], device=dev)
         out.append(model.decode_mean(zb, yb).float().cpu().numpy())
-    if not out:
-        return np.zeros((0, *model.input_shape), np.float32)
-    return np.concatenate(out)
-
-
-@torch.no_grad()
-def sample(model: BaseModel, n: int, seed: int = 0,
-           y: np.ndarray | int | None = None) -> np.ndarray:
-    """Decoder means of ``n`` codes z ~ N(0, I) drawn with ``seed``."""
-    gen = torch.Generator().manual_seed(seed)
-    z = torch.randn(n, model.latent_dim, generator=gen).numpy()
-    if y is None and model.uses_labels:
-        y = np.arange(n) % int(model.spec.num_classes or 1)
-    return decode(model, z, y)
+    return np.concatenate(out) if out else np.zeros((0, *model.input_shape), np.float32)
 
 
 def grid_codes(n: int = 30, span: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
@@ -66,16 +48,6 @@ def grid_codes(n: int = 30, span: float = 3.0) -> tuple[np.ndarray, np.ndarray]:
     values = np.linspace(-span, span, n, dtype=np.float32)
     z1, z2 = np.meshgrid(values, values[::-1])
     return np.stack([z1.ravel(), z2.ravel()], axis=1), values
-
-
-def decode_grid(model: BaseModel, n: int = 30, span: float = 3.0,
-                y: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Decoded n x n grid over [-span, span]^2 of a 2-D latent (row-major) and the grid values."""
-    if model.latent_dim != 2:
-        raise ValueError(f"a decoded grid needs a 2-D latent, this one has {model.latent_dim} "
-                         "dimensions; use traversals instead")
-    z, values = grid_codes(n, span)
-    return decode(model, z, y), values
 
 
 def interpolate(z0: np.ndarray, z1: np.ndarray, steps: int = 10,

@@ -145,11 +145,11 @@ class Run:
             yt = torch.arange(n, device=self.device) % k
         return self.model.decode_mean(z, yt).float().cpu().numpy()
 
-    @torch.no_grad()
-    def decode(self, z: np.ndarray, y: np.ndarray | None = None) -> np.ndarray:
-        self.model.eval()
-        yt = self._tensor(y, torch.long) if y is not None else None
-        return self.model.decode_mean(self._tensor(z), yt).float().cpu().numpy()
+    def decode(self, z: np.ndarray, y: np.ndarray | int | None = None) -> np.ndarray:
+        """Decoder means of codes z (batched; ``y``: one label or one per code, cvae)."""
+        from vaelab.latent import decode
+
+        return decode(self.model, z, y)
 
     def __repr__(self) -> str:
         m = self.metrics.get("test", {})

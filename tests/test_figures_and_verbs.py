@@ -1,0 +1,146 @@
+"""Figures, latent-space operations and the CLI verbs over a run directory (issue 8)."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import vaelab
+from vaelab.cli.main import main
+from vaelab.latent import (
+    apply_attribute,
+    attribute_vector,
+    decode,
+    grid_codes,
+    interpolate,
+    traverse,
+)
+from vaelab.models import ModelConfig, ModelSpec, build_model
+
+
+def test_latent_operations():
+    z, values = grid_codes(4, 3.0)
+    assert z.shape == (16, 2) and values[0] == -3 and tuple(z[0]) == (-3.0, 3.0)
+    a, b = np.array([1.0, 0.0]), np.array([0.0, 1.0])
+    lin = interpolate(a, b, 5, "linear")
+    sph = interpolate(a, b, 5, "slerp")
+    assert np.allclose(lin[0], a) and np.allclose(lin[-1], b)
+    assert np.allclose(np.linalg.norm(sph, axis=1), 1.0, atol=1e-6)  # stays on the circle
+    t = traverse(np.zeros(3), 1, np.array([-1.0, 2.0]))
+    assert t.tolist() == [[0, -1, 0], [0, 2, 0]]
+    mu = np.array([[0.0, 0], [2, 0], [0, 4], [0, 6]])
+    assert attribute_vector(mu, np.array([0, 0, 1, 1]), 0, 1).tolist() == [-1, 5]
+
+    base, moved = apply_attribute(mu, np.array([0, 0, 1, 2]), 0, 1, 2, n=4, scale=2.0)
+    assert base.tolist() == [[0, 6]] and moved.tolist() == [[-2, 14]]
+    with pytest.raises(ValueError, match="label 5 has no examples"):
+        apply_attribute(mu, np.array([0, 0, 1, 1]), 0, 1, 5)
+
+
+def test_decode_in_batches_equals_one_pass_and_checks_the_code_length():
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(hidden=[8], latent_dim=3), ModelSpec((1, 4, 4), "bernoulli"))
+    z = np.random.default_rng(0).normal(size=(10, 3)).astype(np.float32)
+    with torch.no_grad():
+        whole = model.eval().decode_mean(torch.from_numpy(z)).numpy()
+    assert np.allclose(decode(model, z, batch_size=3), whole, atol=1e-6)
+    assert decode(model, z[:0]).shape == (0, 1, 4, 4)
+    with pytest.raises(ValueError, match="codes have 2 dimensions, the model's latent has 3"):
+        decode(model, z[:, :2])
+
+
+@pytest.fixture(scope="module")
+def run8(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "vae8"
+    return vaelab.train(dataset="digits", model="dae", latent_dim=4, epochs=3, hidden=[32],
+                        progress=False, log=None, out=str(out))
+
+
+def test_metrics_json_holds_every_metric(run8):
+    m = json.loads((run8.path / "metrics.json").read_text())
+    t = m["test"]
+    for key in ("recon_nll", "recon_mse", "binary_accuracy", "active_units", "knn_accuracy",
+                "linear_probe_accuracy", "silhouette", "pca2_variance_share",
+                "frechet_distance"):
+        assert key in t, key
+    assert "neg_elbo" not in t  # a DAE has no ELBO
+    assert isinstance(m["diagnostics"], list)
+
+
+def test_every_figure_renders(run8):
+    names = {p.stem for p in (run8.path / "figures").glob("*.png")}
+    assert {"training_curves", "reconstructions", "samples", "latent_scatter", "latent_tsne",
+            "latent_traversals", "latent_histograms", "interpolation", "attribute_vectors",
+            "denoising"} <= names
+    index = json.loads((run8.path / "figures" / "index.json").read_text())
+    assert all(len(v["how_to_read"]) > 40 for v in index.values())
+
+
+VERBS = [["evaluate", "--iwae-k", "20"], ["sample", "-n", "8"], ["reconstruct"],
+         ["interpolate", "--steps", "4"], ["traverse", "--dim", "1"], ["encode"],
+         ["plot", "--only", "samples"]]
+
+
+@pytest.mark.parametrize("verb", VERBS, ids=[v[0] for v in VERBS])
+def test_cli_verbs_write_files(run8, verb, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([verb[0], str(run8.path), *verb[1:]])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    written = [w for line in out.splitlines() if line.startswith("wrote ")
+               for w in line[6:].split(" and ")]
+    assert written
+    for w in written:
+        assert (run8.path / w.split(" (")[0]).exists() or \
+            Path(w.split(" (")[0]).exists(), w
+
+
+def test_decode_verb_round_trip(run8, tmp_path, capsys):
+    codes = tmp_path / "codes.csv"
+    with pytest.raises(SystemExit):
+        main(["encode", str(run8.path), "--out", str(codes)])
+    with pytest.raises(SystemExit) as exc:
+        main(["decode", str(run8.path), str(codes)])
+    assert exc.value.code == 0
+    assert np.load(run8.path / "outputs" / "decoded_codes.npy").shape[0] == len(run8.data.test)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("1,2,3\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["decode", str(run8.path), str(bad)])
+    assert exc.value.code == 2
+    assert "codes of length 3 but the model's latent has 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("verb", [v[0] for v in VERBS])
+def test_cli_verbs_fail_clearly_on_a_wrong_run_dir(tmp_path, verb, capsys):
+    (tmp_path / "half").mkdir()
+    (tmp_path / "half" / "config.json").write_text("{}")
+    for target in (tmp_path / "missing", tmp_path / "half"):
+        with pytest.raises(SystemExit) as exc:
+            main([verb, str(target)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and str(target) in err[0]
+
+
+def test_figure_functions_render_on_tiny_arrays():
+    from vaelab.plots import analysis as pa
+    from vaelab.plots import image_grid, latent_scatter, reconstructions, samples
+
+    imgs = np.random.default_rng(0).random((9, 1, 5, 5))
+    figs = [pa.manifold_grid(imgs, np.linspace(-3, 3, 3), (0, 1)),
+            pa.traversals(imgs[:6], [0, 1], np.linspace(-1, 1, 3), (0, 1), np.ones(2)),
+            pa.latent_histograms(np.random.default_rng(0).normal(size=(50, 3))),
+            pa.interpolation(imgs[:4], imgs[4:8], (0, 1)),
+            pa.attribute_vectors(imgs[:3], imgs[3:6], "t", (0, 1)),
+            pa.denoising_triplets(imgs[:3], imgs[3:6], imgs[6:9], (0, 1)),
+            image_grid(imgs), reconstructions(imgs[:3], imgs[3:6]),
+            reconstructions(np.ones((3, 4)), np.zeros((3, 4)), feature_names=list("abcd")),
+            samples(np.ones((5, 4))),
+            latent_scatter(np.random.default_rng(0).normal(size=(30, 3)),
+                           np.arange(30) % 3)]
+    for f in figs:
+        assert f.axes and all(math.isfinite(v) for v in f.get_size_inches())
