@@ -269,7 +269,6 @@ def train(
         write_status(work, "interrupted", stage="evaluation", epochs=state.epochs_done,
                      best_epoch=state.best_epoch, resume=f"vaelab train --resume {work}")
         raise
-    write_status(work, "finished", epochs=state.epochs_done, best_epoch=state.best_epoch)
     if work != final:
         swap_into_place(work, final)
         run.path = final
