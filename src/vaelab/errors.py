@@ -25,3 +25,7 @@ class ModelFileError(VaelabError):
 
 class TrainingError(VaelabError):
     """Training cannot go on (for example a non-finite loss)."""
+
+
+class RunFailed(VaelabError):
+    """Training finished but a later step failed; run.json names it and how to redo it."""

@@ -36,6 +36,34 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def umask_mode() -> int:
+    """The mode a new file gets under the process umask (0o644 for the usual umask 022)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0)  # no /proc (macOS): read it by setting it, then put it back
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def save_safetensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Write a safetensors file atomically with the mode the user's umask gives new files.
+
+    (The safetensors writer itself creates files readable by their owner only.)
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    save_file(tensors, str(tmp))
+    os.chmod(tmp, umask_mode())
+    with open(tmp, "rb+") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def state_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """Parameters and buffers as contiguous CPU tensors (batch-norm statistics included)."""
     return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
@@ -59,11 +87,7 @@ def save_model(model: BaseModel, folder: str | Path, extra: dict[str, Any] | Non
         "torch_version": torch.__version__,
         **(extra or {}),
     }
-    tmp = folder / f".model.safetensors.tmp-{os.getpid()}"
-    save_file(tensors, str(tmp))
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / "model.safetensors")
+    save_safetensors(tensors, folder / "model.safetensors")
     atomic_write_text(folder / "model.json", json.dumps(meta, indent=2))
 
 

@@ -16,10 +16,11 @@ import torch
 import vaelab
 from vaelab.config import Config, apply_overrides
 from vaelab.data import DataSplits, load_data
-from vaelab.errors import RunDirError
+from vaelab.errors import RunDirError, RunFailed, VaelabError
 from vaelab.modelio import atomic_write_text, save_model
 from vaelab.models import ModelSpec, build_model
 from vaelab.run import Run, write_history
+from vaelab.status import one_line, write_status
 from vaelab.train.device import resolve_device, seed_everything
 from vaelab.train.loop import Trainer
 
@@ -89,11 +90,6 @@ def swap_into_place(work: Path, final: Path) -> None:
 
 
 REPLACES = "REPLACES"  # in a --force replacement: the run folder it replaces when finished
-
-
-def write_status(path: Path, status: str, **info: Any) -> None:
-    """run.json: running / finished / interrupted / failed, with details."""
-    atomic_write_text(path / "run.json", json.dumps({"status": status, **info}, indent=2))
 
 
 RESUME_OPTIONS = {"epochs", "patience", "min_delta", "progress", "device", "threads",
@@ -176,7 +172,6 @@ def train(
     config.json, run.json, model.safetensors + model.json, history.csv, metrics.json,
     latents.npz, checkpoints/, figures/*.png and report.html.
     """
-    from vaelab.errors import TrainingError
     from vaelab.train import distributed
     from vaelab.train.loop import Interrupted
     from vaelab.train.signals import graceful_sigint
@@ -225,21 +220,27 @@ def train(
     from vaelab.train.callbacks import default_callbacks
 
     with graceful_sigint(say) as stop:
-        trainer = Trainer(
-            model, cfg.train, device,
-            dynamic_binarize=data.preprocessor.kind == "binarize-dynamic",
-            callbacks=default_callbacks(cfg, work, data),
-            log=say,
-            checkpoint_dir=work / "checkpoints",
-            stop_flag=stop,
-        )
+        try:
+            trainer = Trainer(
+                model, cfg.train, device,
+                dynamic_binarize=data.preprocessor.kind == "binarize-dynamic",
+                callbacks=default_callbacks(cfg, work, data),
+                log=say,
+                checkpoint_dir=work / "checkpoints",
+                stop_flag=stop,
+            )
+        except Exception as exc:
+            if dinfo.is_main:
+                write_status(work, "failed", stage="setting up training", epochs=0,
+                             message=one_line(exc))
+            raise
         t0 = time.perf_counter()
         try:
             state = trainer.fit(data.train.x, data.train.y,
                                 data.val.x if data.val is not data.train else None,
                                 data.val.y if data.val is not data.train else None,
                                 resume_from=checkpoint)
-        except (Interrupted, KeyboardInterrupt, TrainingError) as exc:
+        except (Interrupted, KeyboardInterrupt, Exception) as exc:
             if dinfo.is_main:
                 _save_partial(trainer, work, exc, say)
             raise
@@ -252,9 +253,14 @@ def train(
             f"ranks: {same}")
         if not dinfo.is_main:
             return None  # type: ignore[return-value]
-    trainer.restore_best()
-    write_history(work / "history.csv", state.history)
-    save_model(model, work, extra={"best_epoch": state.best_epoch})
+    try:
+        trainer.restore_best()
+        write_history(work / "history.csv", state.history)
+        save_model(model, work, extra={"best_epoch": state.best_epoch})
+    except Exception as exc:
+        write_status(work, "failed", stage="saving the model", epochs=state.epochs_done,
+                     best_epoch=state.best_epoch, message=one_line(exc))
+        raise
     run = Run(work, cfg, model=model, data=data)
     try:
         finish_run(run, state_info={
@@ -268,6 +274,11 @@ def train(
     except KeyboardInterrupt:  # training is done; evaluation / figures can be redone
         write_status(work, "interrupted", stage="evaluation", epochs=state.epochs_done,
                      best_epoch=state.best_epoch, resume=f"vaelab train --resume {work}")
+        raise
+    except RunFailed as exc:
+        if work != final:
+            raise RunFailed(f"{exc} The previous run in {final} is untouched; the new one stays "
+                            f"in {work}.") from exc.__cause__
         raise
     if work != final:
         swap_into_place(work, final)
@@ -317,7 +328,8 @@ def _save_partial(trainer: Trainer, work: Path, exc: BaseException, say: Log) ->
         final = Path((work / REPLACES).read_text(encoding="utf-8").strip())
     with sigint_ignored():
         write_status(work, status, epochs=state.epochs_done, step=saved_step,
-                     best_epoch=state.best_epoch, message=str(exc) or type(exc).__name__,
+                     best_epoch=state.best_epoch,
+                     message=str(exc) if isinstance(exc, VaelabError) else one_line(exc),
                      resume=f"vaelab train --resume {work}" if can_resume else None)
         if state.history:
             write_history(work / "history.csv", state.history)
@@ -386,22 +398,34 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
 
 def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = True) -> None:
     """Evaluate, encode the test set, render figures and the report of a trained run; print
-    the test metrics and the diagnostics with advice."""
+    the test metrics and the diagnostics with advice.
+
+    A failing step raises :class:`RunFailed` after run.json says ``failed`` with the step, the
+    error and the commands that redo what is missing (``vaelab.status``); the model and every
+    file already written stay.
+    """
     from vaelab.figures import render_figures
+    from vaelab.status import mark_finish_failed
 
-    t0 = time.perf_counter()
-    metrics = evaluate_run(run, {"training": state_info})
-    for line in summary_lines(metrics):
-        log(line)
-    log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}; evaluated in "
-        f"{time.perf_counter() - t0:.1f} s")
-    figures = render_figures(run)
-    log(f"figures: {len(figures)} in {run.path / 'figures'}")
-    # the result is complete: the report states it as finished
-    write_status(run.path, "finished", epochs=state_info["epochs_run"],
-                 best_epoch=state_info["best_epoch"])
-    if report:
-        from vaelab.report import write_report
+    info = {"epochs": state_info["epochs_run"], "best_epoch": state_info["best_epoch"]}
+    step = "evaluate"
+    try:
+        t0 = time.perf_counter()
+        metrics = evaluate_run(run, {"training": state_info})
+        for line in summary_lines(metrics):
+            log(line)
+        log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}; evaluated in "
+            f"{time.perf_counter() - t0:.1f} s")
+        step = "plot"
+        figures = render_figures(run)
+        log(f"figures: {len(figures)} in {run.path / 'figures'}")
+        step = "report"
+        # the result is complete: the report states it as finished
+        write_status(run.path, "finished", **info)
+        if report:
+            from vaelab.report import write_report
 
-        path = write_report(run)
-        log(f"report: {path}")
+            path = write_report(run)
+            log(f"report: {path}")
+    except Exception as exc:
+        raise RunFailed(mark_finish_failed(run.path, step, exc, **info)) from exc

@@ -3,6 +3,7 @@ encode, decode, plot. Each writes files (into RUN/outputs unless --out) and prin
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
@@ -51,8 +52,11 @@ def register(group: click.Group) -> None:
 
         if iwae_k < 0:
             raise click.BadParameter("must be 0 or more", param_hint="--iwae-k")
+        from vaelab.status import redo_step
+
         run = _open(run_dir)
-        metrics = evaluate_run(run, iwae_k=iwae_k)
+        with redo_step(run.path, "evaluate"):
+            metrics = evaluate_run(run, iwae_k=iwae_k)
         for line in summary_lines(metrics):
             click.echo(line)
         click.echo(f"wrote {run.path / 'metrics.json'}")
@@ -226,6 +230,7 @@ def register(group: click.Group) -> None:
     def plot(run_dir: str, only: str | None) -> None:
         """Render the run's figures into RUN/figures."""
         from vaelab.figures import FIGURES, render_figures
+        from vaelab.status import redo_step
 
         run = _open(run_dir)
         names = None
@@ -236,5 +241,7 @@ def register(group: click.Group) -> None:
             if bad:
                 raise VaelabError(f"unknown figure(s) {', '.join(bad)}; choose from "
                                   f"{', '.join(sorted(known))}.")
-        for path in render_figures(run, names):
+        with redo_step(run.path, "plot") if names is None else nullcontext():
+            written = render_figures(run, names)
+        for path in written:
             click.echo(f"wrote {path}")

@@ -81,9 +81,12 @@ def register(group: click.Group) -> None:
 
         from vaelab.report import write_report
         from vaelab.run import check_run_dir
+        from vaelab.status import redo_step
 
         check_run_dir(Path(run_dir))
-        click.echo(f"wrote {write_report(run_dir)}")
+        with redo_step(Path(run_dir), "report"):
+            path = write_report(run_dir)
+        click.echo(f"wrote {path}")
 
     @group.command("compare")
     @click.argument("run_dirs", nargs=-1, required=True, metavar="RUN...")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import math
-import os
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +80,9 @@ def extractor_key(xs: np.ndarray, ys: np.ndarray, classes: int) -> str:
 def feature_net(x: np.ndarray, y: np.ndarray, classes: int,
                 cache: Path | None = None) -> FeatureNet:
     """The extractor for these training rows: loaded from ``cache`` or trained and saved there."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import load_file
+
+    from vaelab.modelio import save_safetensors
 
     xs, ys = _rows(x, y)  # read once: the key and the training use the same rows
     if cache is None:
@@ -97,9 +98,7 @@ def feature_net(x: np.ndarray, y: np.ndarray, classes: int,
     net = train_feature_net(xs, ys, classes)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp))
-        os.replace(tmp, path)
+        save_safetensors({k: v.contiguous() for k, v in net.state_dict().items()}, path)
     except OSError:  # a read-only cache only costs the retraining
         pass
     return net

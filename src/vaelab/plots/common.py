@@ -24,16 +24,15 @@ def new_figure(width: float, height: float) -> Figure:
     return Figure(figsize=(width, height), dpi=100, layout="constrained")
 
 
-def to_hwc(img: np.ndarray) -> np.ndarray:
-    """(C, H, W) -> (H, W) for one channel or (H, W, C) for colour."""
-    img = np.asarray(img)
-    if img.ndim == 3:
-        return img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0))
-    return img
-
-
 def tile(images: np.ndarray, ncols: int, pad: int = 1) -> np.ndarray:
-    """Tile (N, C, H, W) images into one (rows*H, ncols*W[, C]) canvas with padding."""
+    """Tile (N, C, H, W) images into one (rows*H, ncols*W[, 3]) canvas with padding.
+
+    One channel gives a grey (H, W) canvas and three an RGB one; other channel counts (a
+    multispectral array) are shown as the grey mean of their channels.
+    """
+    images = np.asarray(images)
+    if images.shape[1] not in (1, 3):
+        images = images.mean(axis=1, keepdims=True)
     n = len(images)
     c, h, w = images.shape[1:]
     nrows = max(1, math.ceil(n / ncols))
@@ -54,7 +53,10 @@ def unit_range(x: np.ndarray, lo: float | None = None, hi: float | None = None) 
 
 
 def show_image(ax, img: np.ndarray) -> None:
-    img = to_hwc(img) if img.ndim == 3 else img
+    """Show a canvas as :func:`tile` makes it: (H, W) grey or (H, W, 3) colour, in [0, 1]."""
+    img = np.asarray(img)
+    if img.ndim == 3 and img.shape[-1] not in (3, 4):
+        raise ValueError(f"show_image takes an (H, W) or (H, W, 3) canvas, not {img.shape}")
     ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
               interpolation="nearest")
     ax.set_xticks([])

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from vaelab.errors import RunDirError
-from vaelab.modelio import atomic_write_text
+from vaelab.modelio import atomic_write_text, save_safetensors
 
 LATEST = "LATEST"
 
@@ -81,9 +81,7 @@ def save_checkpoint(folder: Path, trainer: Any, epoch: int,
     if partial:
         tensors["rng.generator"] = partial["generator"].cpu()  # as at the start of the epoch
         tensors["partial.parts"] = partial["parts"].detach().float().cpu().contiguous()
-    save_file(tensors, str(tmp / "state.safetensors"))
-    with open(tmp / "state.safetensors", "rb+") as fh:
-        os.fsync(fh.fileno())
+    save_safetensors(tensors, tmp / "state.safetensors")
     np_state = np.random.get_state()
     meta = {
         "epoch": epoch,
