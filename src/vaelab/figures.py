@@ -91,9 +91,19 @@ def _curves(run: Run) -> Figure | None:
     if not run.history:
         return None
     t = _test(run)
-    iw = f"IWAE NLL {t['iwae_nll']:.3f} (K={t['iwae_k']})" if "iwae_nll" in t else None
-    note = _join(_fmt(t, "neg_elbo", "test negative ELBO"), iw,
-                 _fmt(t, "recon_nll", "test reconstruction NLL"))
+    if "neg_elbo_k" in t and "iwae_nll" in t:  # same K samples per example: IWAE <= ELBO
+
+        def pm(key: str) -> str:
+            se = t.get(f"{key}_se")
+            return f"{t[key]:.3f}" + (f" ± {se:.3f}" if isinstance(se, (int, float))
+                                         and np.isfinite(se) else "")
+
+        note = (f"test, same K={t['iwae_k']} samples per example (± standard error): "
+                f"negative ELBO {pm('neg_elbo_k')}, IWAE NLL {pm('iwae_nll')}")
+    else:
+        iw = f"IWAE NLL {t['iwae_nll']:.3f} (K={t['iwae_k']})" if "iwae_nll" in t else None
+        note = _join(_fmt(t, "neg_elbo", "test negative ELBO"), iw,
+                     _fmt(t, "recon_nll", "test reconstruction NLL"))
     return add_note(plots.training_curves(run.history),
                     note + " nats per example" if note else None)
 

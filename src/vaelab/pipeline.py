@@ -376,13 +376,25 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
     lines = []
     if "neg_elbo" in t:
         lines.append(f"test: negative ELBO {t['neg_elbo']:.3f} (reconstruction {t['recon']:.3f}"
-                     f", KL {t['kl']:.3f}) nats per example")
+                     f", KL {t['kl']:.3f}) nats per example, one posterior sample each")
     else:
         lines.append(f"test: reconstruction NLL {t['recon_nll']:.3f} nats per example")
     if "iwae_nll" in t:
-        part = "" if t.get("iwae_n", t["n_test"]) >= t["n_test"] else \
-            f", first {t['iwae_n']} test examples"
-        lines.append(f"      IWAE NLL estimate {t['iwae_nll']:.3f} nats (K={t['iwae_k']}{part})")
+        n_iw = t.get("iwae_n", t["n_test"])
+        part = "" if n_iw >= t["n_test"] else f" of the first {n_iw} test examples"
+
+        def pm(key: str) -> str:
+            se = t.get(f"{key}_se")
+            return f"{t[key]:.3f}" + (f" +/- {se:.3f}" if isinstance(se, (int, float))
+                                         and np.isfinite(se) else "")
+
+        if "neg_elbo_k" in t:  # the pair from the same K samples: IWAE <= ELBO per example
+            lines.append(f"      same K={t['iwae_k']} samples per example{part}: negative ELBO "
+                         f"{pm('neg_elbo_k')}, IWAE NLL {pm('iwae_nll')} nats "
+                         "(+/- standard error over examples)")
+        else:  # metrics.json written before the K-sample ELBO was recorded
+            lines.append(f"      IWAE NLL estimate {t['iwae_nll']:.3f} nats (K={t['iwae_k']}"
+                         f"{part})")
     extra = [f"active units {t['active_units']}/{t['latent_dim']}",
              f"recon MSE {t['recon_mse']:.4g}"]
     if "knn_accuracy" in t:

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from vaelab.evaluate.iwae import iwae_log_likelihood
+from vaelab.evaluate.iwae import KSampleBounds, importance_bounds
 from vaelab.evaluate.latent_metrics import active_units, label_structure, pca_share
-from vaelab.evaluate.metrics import elbo_metrics, encode_dataset
+from vaelab.evaluate.metrics import elbo_metrics, encode_dataset, standard_error
 
 if TYPE_CHECKING:
     from vaelab.run import Run
@@ -39,11 +39,27 @@ def reconstruction_metrics(run: Run, x: np.ndarray, y: np.ndarray | None) -> dic
     return out
 
 
+def k_sample_metrics(bounds: KSampleBounds) -> dict[str, float]:
+    """Means over examples of -ELBO and -IWAE from the same K samples, with standard errors.
+
+    ``iwae_gap`` = neg_elbo_k - iwae_nll >= 0; its standard error is that of the per-example
+    differences (paired), smaller than the two standard errors suggest.
+    """
+    neg_elbo, neg_iwae = -bounds.elbo, -bounds.iwae
+    gap = bounds.iwae - bounds.elbo
+    return {"neg_elbo_k": float(neg_elbo.mean()), "neg_elbo_k_se": standard_error(neg_elbo),
+            "iwae_nll": float(neg_iwae.mean()), "iwae_nll_se": standard_error(neg_iwae),
+            "iwae_gap": float(gap.mean()), "iwae_gap_se": standard_error(gap)}
+
+
 def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = True,
                     iwae_max_n: int = 10000, log=lambda msg: None) -> dict[str, Any]:
     """Every metric of the test split, in nats per example where it is a log-likelihood.
 
-    The IWAE estimate uses the first ``iwae_max_n`` test examples (``iwae_n`` in the result).
+    ``neg_elbo`` is the single-sample estimate over the whole test split. The K-sample pair
+    ``neg_elbo_k`` / ``iwae_nll`` comes from the same ``iwae_k`` posterior samples of each of
+    the first ``iwae_max_n`` test examples (``iwae_n``), so iwae_nll <= neg_elbo_k by
+    construction; see ``k_sample_metrics``.
     """
     model = run.model
     data = run.data
@@ -59,9 +75,10 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
     m.update(reconstruction_metrics(run, test.x, test.y))
     if model.variational and iwae_k > 0:
         n_iw = min(len(test), iwae_max_n)
-        ll = iwae_log_likelihood(model, test.x[:n_iw],
-                                 None if test.y is None else test.y[:n_iw], k=iwae_k, seed=seed)
-        m["iwae_nll"] = float(-ll.mean())
+        bounds = importance_bounds(model, test.x[:n_iw],
+                                   None if test.y is None else test.y[:n_iw], k=iwae_k,
+                                   seed=seed)
+        m.update(k_sample_metrics(bounds))
         m["iwae_k"] = iwae_k
         m["iwae_n"] = n_iw
     lat = run.latents()

@@ -14,6 +14,22 @@ def _device(model: BaseModel) -> torch.device:
     return next(model.parameters()).device
 
 
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values``: sample std (ddof 1) / sqrt(n); NaN if n < 2."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if len(v) < 2:
+        return float("nan")
+    return float(v.std(ddof=1) / np.sqrt(len(v)))
+
+
+def _se_from_sums(total: float, squares: float, n: int) -> float:
+    """``standard_error`` from the sum and the sum of squares of n values."""
+    if n < 2:
+        return float("nan")
+    var = max(squares - total * total / n, 0.0) / (n - 1)
+    return float(np.sqrt(var / n))
+
+
 @torch.no_grad()
 def elbo_metrics(
     model: BaseModel,
@@ -27,13 +43,14 @@ def elbo_metrics(
 
     Uses one posterior sample per example drawn from a generator seeded with ``seed``, so the
     numbers are reproducible. For deterministic autoencoders the KL is 0 and the "negative
-    ELBO" is just the reconstruction negative log-likelihood.
+    ELBO" is just the reconstruction negative log-likelihood. ``neg_elbo_se`` is the standard
+    error of the mean over the examples (sample std / sqrt(n)).
     """
     model.eval()
     dev = _device(model)
     saved = model.kl_scale
     model.kl_scale = 1.0
-    tot = rec = kl = 0.0
+    tot = rec = kl = sq = 0.0
     n = len(x)
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(seed)
@@ -48,10 +65,13 @@ def elbo_metrics(
             rec += float(parts.recon) * m
             kl += float(parts.kl) * m
             per = parts.per_example if parts.per_example is not None else parts.recon.expand(m)
-            tot += float(per.double().sum())
+            per = per.double()
+            tot += float(per.sum())
+            sq += float(per.square().sum())
     model.kl_scale = saved
     return {
         "neg_elbo": tot / n,
+        "neg_elbo_se": _se_from_sums(tot, sq, n),
         "recon": rec / n,
         "kl": kl / n,
         "n_test": n,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import html
 import json
+import math
 import struct
 from pathlib import Path
 from typing import Any
@@ -23,11 +24,13 @@ __all__ = ["CSS", "render_report", "write_report"]
 _fmt = fmt  # older name, kept for importers
 
 HEADLINE = [
+    ("neg_elbo_k", "negative ELBO", "mean -log w over the same K = {iwae_k} samples as the IWAE "
+     "NLL; nats per test example (an upper bound on -log p(x))"),
     ("neg_elbo", "negative ELBO", "nats per test example; lower is better (an upper bound on "
      "-log p(x))"),
     ("iwae_nll", "IWAE NLL", "importance-weighted estimate of -log p(x), K = {iwae_k}"),
     ("recon_nll", "reconstruction NLL", "nats per test example (deterministic autoencoder)"),
-    ("recon", "reconstruction", "-E[log p(x|z)], nats per example"),
+    ("recon", "reconstruction", "-E[log p(x|z)], one posterior sample per example; nats"),
     ("kl", "KL", "KL(q(z|x) || N(0, I)), nats per example"),
     ("recon_mse", "reconstruction MSE", "mean squared error per value, in the model's input "
      "units"),
@@ -51,19 +54,54 @@ def _read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
+def _value(test: dict[str, Any], key: str) -> str:
+    """The metric, with "± standard error" when ``<key>_se`` is a finite number."""
+    se = test.get(f"{key}_se")
+    if isinstance(se, (int, float)) and math.isfinite(se):
+        return f"{fmt(test[key])} ± {fmt(se)}"
+    return fmt(test[key])
+
+
 def summary_cards(test: dict[str, Any]) -> str:
+    """Headline cards; with the K-sample pair the single-sample ELBO is left to the table."""
     cards = []
     for key, title, desc in HEADLINE:
         if key not in test or not isinstance(test[key], (int, float)):
+            continue
+        if key == "neg_elbo" and "neg_elbo_k" in test:
             continue
         try:
             text = desc.format(**test)
         except (KeyError, ValueError, IndexError):
             text = desc.split("{")[0].rstrip(" ,=K")
         cards.append(f'<div class=card><div class=k>{html.escape(title)}</div>'
-                     f'<div class=v>{fmt(test[key])}</div><div class=d>{html.escape(text)}'
+                     f'<div class=v>{_value(test, key)}</div><div class=d>{html.escape(text)}'
                      "</div></div>")
     return f'<div class=cards>{"".join(cards)}</div>' if cards else ""
+
+
+def bounds_note(test: dict[str, Any]) -> str:
+    """How the negative ELBO / IWAE NLL pair was estimated (empty without the pair)."""
+    if not all(isinstance(test.get(k), (int, float)) for k in ("neg_elbo_k", "iwae_nll")):
+        return ""
+    n_iw, n_test = test.get("iwae_n"), test.get("n_test")
+    rows = (f"the {n_test}" if n_iw == n_test or n_iw is None else
+            f"the first {n_iw} of the {n_test}")
+    gap = ""
+    if isinstance(test.get("iwae_gap"), (int, float)):
+        gap = f" (here by {_value(test, 'iwae_gap')} nats)"
+    single = ""
+    if isinstance(test.get("neg_elbo"), (int, float)):
+        single = (f" The table's <code>test.neg_elbo</code> ({_value(test, 'neg_elbo')}) is a "
+                  "separate estimate with one posterior sample per example over the whole test "
+                  "split; on a small test split it can fall below the IWAE NLL by chance.")
+    return (f"<p class=note>The negative ELBO and the IWAE NLL come from the same "
+            f"K = {html.escape(str(test.get('iwae_k', '?')))} posterior samples z<sub>k</sub> "
+            f"~ q(z|x) of each of {html.escape(rows)} test examples: the ELBO is the mean of "
+            "log w<sub>k</sub>, the IWAE bound the log of the mean of w<sub>k</sub>, so the "
+            "IWAE NLL is at most the negative ELBO for every example"
+            f"{gap}. ± is the standard error over the test examples (std / &radic;n).{single}"
+            "</p>")
 
 
 def advice_blocks(diagnostics: list[dict[str, str]]) -> str:
@@ -289,7 +327,7 @@ def render_report(run_dir: str | Path) -> str:
     training += epoch_strip(figures / "epochs")
     metric_html = ""
     if test:
-        metric_html = (summary_cards(test) + "<h3>Diagnostics</h3>"
+        metric_html = (summary_cards(test) + bounds_note(test) + "<h3>Diagnostics</h3>"
                        + advice_blocks(metrics.get("diagnostics", []))
                        + "<h3>All metrics</h3>" + metrics_table(
                            {k: v for k, v in metrics.items() if k != "diagnostics"}))
