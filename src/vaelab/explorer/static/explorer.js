@@ -183,6 +183,17 @@ async function resample() {
   strip("samples", r.outputs);
 }
 
+async function showInput(i) {
+  // the test input at point i in the "input under the cursor" panel
+  S.hovered = i;
+  const e = await api("/api/encode", { indices: [i] });
+  drawOutput(document.getElementById("hover"), e.inputs[0], S.info);
+  const names = S.info.label_names;
+  const lab = S.pts.labels ? S.pts.labels[i] : null;
+  document.getElementById("hoverinfo").textContent =
+    `test point ${i}` + (lab !== null && lab >= 0 && names ? ` — label ${names[lab]}` : "");
+}
+
 async function main() {
   S.info = await api("/api/info");
   S.pts = await api("/api/points");
@@ -215,12 +226,7 @@ async function main() {
     const r = c.getBoundingClientRect();
     const i = nearest(ev.clientX - r.left, ev.clientY - r.top);
     if (i < 0 || i === S.hovered) return;
-    S.hovered = i;
-    const e = await api("/api/encode", { indices: [i] });
-    drawOutput(document.getElementById("hover"), e.inputs[0], S.info);
-    const lab = S.pts.labels ? S.pts.labels[i] : null;
-    document.getElementById("hoverinfo").textContent =
-      `test point ${i}` + (lab !== null && names ? ` — label ${names[lab]}` : "");
+    await showInput(i);
   });
   c.addEventListener("click", ev => {
     const r = c.getBoundingClientRect();
@@ -241,6 +247,7 @@ async function main() {
   document.getElementById("resample").addEventListener("click", resample);
   drawScatter();
   await decodeBody({ z: S.info.mean_code });
+  await showInput(0);  // never an empty panel before the first hover
   await resample();
   document.body.dataset.ready = "1";
 }
