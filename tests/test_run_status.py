@@ -1,4 +1,4 @@
-"""run.json after failures past training, the redo commands, file modes, colour figures (issue 12)."""
+"""run.json after failures past training, redo commands, file modes, colour tiles (issue 12)."""
 
 from __future__ import annotations
 
@@ -95,7 +95,7 @@ def test_failed_replacement_leaves_the_previous_run(quick, broken_figure):
     def _broken(run):
         raise TypeError("boom")
 
-    with pytest.raises(RunFailed, match="previous run in .* is untouched"):
+    with pytest.raises(RunFailed, match=r"previous run in .* is untouched"):
         vaelab.train(None, log=None, force=True, **{**quick, "epochs": 2})
     assert _status(out)["status"] == "finished"
     assert (out / "model.safetensors").read_bytes() == before
