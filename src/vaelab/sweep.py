@@ -25,7 +25,8 @@ from vaelab.config import Config, apply_overrides, option_index
 from vaelab.errors import ConfigError
 from vaelab.modelio import atomic_write_text
 
-METRICS = ["neg_elbo", "iwae_nll", "recon_nll", "recon", "kl", "recon_mse", "active_units",
+METRICS = ["neg_elbo", "neg_elbo_k", "iwae_nll", "recon_nll", "recon", "kl",
+           "recon_mse", "active_units",
            "knn_accuracy", "linear_probe_accuracy", "frechet_distance"]
 
 Grid = Mapping[str, Sequence[Any]] | Sequence[str]
