@@ -42,3 +42,28 @@ def test_schedules():
     cfg.lr_schedule, cfg.lr_min = "cosine", 0.1
     assert lr_factor(cfg, 0) == 1.0 and np.isclose(lr_factor(cfg, 10), 0.1)
     assert [kl_warmup_factor(4, e) for e in range(5)] == [0.25, 0.5, 0.75, 1.0, 1.0]
+
+
+def test_a_callback_can_stop_training_after_an_epoch(quick):
+    """StopTraining from an epoch callback ends training there; the run finishes normally."""
+    import json
+    from pathlib import Path
+
+    import vaelab
+    from vaelab.train.loop import StopTraining
+
+    seen = []
+
+    def stop_after_two(trainer, epoch, row):
+        seen.append(row["val_loss"])
+        if epoch == 1:
+            raise StopTraining("pruned by the test")
+
+    run = vaelab.train(None, log=None, callbacks=[stop_after_two], **{**quick, "epochs": 5})
+    out = Path(quick["out"])
+    assert len(seen) == 2 and len(run.history) == 2
+    assert json.loads((out / "run.json").read_text())["status"] == "finished"
+    training = run.metrics["training"]
+    assert training["epochs_run"] == 2 and training["stopped_early"] is True
+    assert training["stop_reason"] == "pruned by the test"
+    assert (out / "checkpoints").exists() and (out / "report.html").exists()

@@ -22,7 +22,7 @@ from vaelab.models import ModelSpec, build_model
 from vaelab.run import Run, write_history
 from vaelab.status import one_line, write_status
 from vaelab.train.device import resolve_device, seed_everything
-from vaelab.train.loop import Trainer
+from vaelab.train.loop import EpochCallback, Trainer
 
 Log = Callable[[str], None]
 
@@ -162,13 +162,16 @@ def train(
     resume: str | Path | None = None,
     log: Log | None = print,
     report: bool = True,
+    callbacks: list[EpochCallback] | None = None,
     **overrides: Any,
 ) -> Run:
     """Train a model as ``config`` says and return the finished :class:`Run`.
 
     ``config`` is a Config, a nested dict, or a TOML path; keyword overrides use flat option
     names (``latent_dim=2``, ``epochs=5``, ``out="runs/x"``). ``resume`` continues an
-    interrupted run directory from its last completed epoch. The run directory holds
+    interrupted run directory from its last completed epoch. ``callbacks`` are called as
+    ``cb(trainer, epoch, history_row)`` after every epoch; one may raise
+    :class:`~vaelab.train.loop.StopTraining` to end training there. The run directory holds
     config.json, run.json, model.safetensors + model.json, history.csv, metrics.json,
     latents.npz, checkpoints/, figures/*.png and report.html.
     """
@@ -224,7 +227,7 @@ def train(
             trainer = Trainer(
                 model, cfg.train, device,
                 dynamic_binarize=data.preprocessor.kind == "binarize-dynamic",
-                callbacks=default_callbacks(cfg, work, data),
+                callbacks=default_callbacks(cfg, work, data) + list(callbacks or []),
                 log=say,
                 checkpoint_dir=work / "checkpoints",
                 stop_flag=stop,
@@ -267,6 +270,7 @@ def train(
             "best_epoch": state.best_epoch,
             "epochs_run": state.epochs_done,
             "stopped_early": state.stopped_early,
+            "stop_reason": state.stop_reason,
             "train_seconds": elapsed,
             "resumed": checkpoint is not None,
             **dist_info,

@@ -35,6 +35,8 @@ class TrainState:
     best_epoch: int = -1
     best_state: dict[str, Tensor] | None = None
     stopped_early: bool = False
+    stop_reason: str | None = None
+    """Why training stopped before its last epoch (early stopping, a callback's StopTraining)."""
     epochs_done: int = 0
 
 
@@ -63,6 +65,12 @@ def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) ->
         except (RuntimeError, TypeError):
             pass
     return torch.optim.Adam(model.parameters(), foreach=True, **kw)
+
+
+class StopTraining(Exception):
+    """Raised by an epoch callback to end training after this epoch, as early stopping does
+    (the epoch is kept and checkpointed; the run is then finished normally). Its message is
+    the reason recorded in metrics.json (``training.stop_reason``)."""
 
 
 class Interrupted(Exception):
@@ -255,19 +263,29 @@ class Trainer:
             bar.update(self.partial["step"])
         try:
             for epoch in range(start_epoch, end):
-                row = self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
+                requested: StopTraining | None = None
+                try:
+                    self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
+                except StopTraining as exc:  # raised by a callback once the epoch is complete
+                    requested = exc
                 if self.checkpoint_dir is not None and self.dist.is_main:
                     from vaelab.train.checkpoint import save_checkpoint
 
                     save_checkpoint(self.checkpoint_dir, self, epoch + 1)
+                if requested is not None:
+                    self.state.stopped_early = True
+                    self.state.stop_reason = str(requested) or "stopped by a callback"
+                    self.log(f"stopping after epoch {epoch + 1}: {self.state.stop_reason}")
+                    break
                 if self._should_stop(epoch):
                     self.state.stopped_early = True
+                    self.state.stop_reason = (
+                        f"validation loss has not improved for {cfg.patience} epochs")
                     self.log(
                         f"early stopping after epoch {epoch + 1}: validation loss has not "
                         f"improved for {cfg.patience} epochs (best epoch {self.state.best_epoch})"
                     )
                     break
-                del row
         finally:
             if bar is not None:
                 bar.close()
