@@ -45,7 +45,8 @@ class ModelConfig:
     """dae: noise standard deviation (gaussian) or dropped share of features (mask)."""
     noise_clip: bool = True
     """dae: clip Gaussian-noised inputs to the training data's value range."""
-    guide_weight: float = 1.0
-    """Weight of the label term of guided-vae."""
+    guide_weight: float = 0.2
+    """guided-vae: weight of the label's cross-entropy, in units of the input size D (it is
+    multiplied by D): 1 = the label counts as much as the whole input, 0.2 = a fifth of it."""
     cond_dropout: float = 0.1
     """cvae: chance a labelled training row is shown as unlabelled (trains the unknown class)."""
