@@ -192,6 +192,9 @@ def train(
     if not dinfo.is_main:  # under torchrun only rank 0 talks and writes
         say = lambda msg: None  # noqa: E731
     out = cfg.run_dir()
+    from vaelab.tracking import make_trackers
+
+    trackers = make_trackers(cfg, out, resumed=resume is not None, main=dinfo.is_main)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data = load_data(cfg.data, seed=cfg.train.seed, batch_size=cfg.train.batch_size)
@@ -224,15 +227,18 @@ def train(
 
     with graceful_sigint(say) as stop:
         try:
+            trackers.start(work)
             trainer = Trainer(
                 model, cfg.train, device,
                 dynamic_binarize=data.preprocessor.kind == "binarize-dynamic",
-                callbacks=default_callbacks(cfg, work, data) + list(callbacks or []),
+                callbacks=default_callbacks(cfg, work, data) + trackers.callbacks
+                + list(callbacks or []),
                 log=say,
                 checkpoint_dir=work / "checkpoints",
                 stop_flag=stop,
             )
         except Exception as exc:
+            trackers.close(exc)
             if dinfo.is_main:
                 write_status(work, "failed", stage="setting up training", epochs=0,
                              message=one_line(exc))
@@ -246,6 +252,7 @@ def train(
         except (Interrupted, KeyboardInterrupt, Exception) as exc:
             if dinfo.is_main:
                 _save_partial(trainer, work, exc, say)
+            trackers.close(exc)
             raise
     elapsed = time.perf_counter() - t0
     dist_info = {}
@@ -263,6 +270,7 @@ def train(
     except Exception as exc:
         write_status(work, "failed", stage="saving the model", epochs=state.epochs_done,
                      best_epoch=state.best_epoch, message=one_line(exc))
+        trackers.close(exc)
         raise
     run = Run(work, cfg, model=model, data=data)
     try:
@@ -275,15 +283,18 @@ def train(
             "resumed": checkpoint is not None,
             **dist_info,
         }, log=say, report=report)
-    except KeyboardInterrupt:  # training is done; evaluation / figures can be redone
+    except KeyboardInterrupt as exc:  # training is done; evaluation / figures can be redone
         write_status(work, "interrupted", stage="evaluation", epochs=state.epochs_done,
                      best_epoch=state.best_epoch, resume=f"vaelab train --resume {work}")
+        trackers.close(exc)
         raise
     except RunFailed as exc:
+        trackers.close(exc)
         if work != final:
             raise RunFailed(f"{exc} The previous run in {final} is untouched; the new one stays "
                             f"in {work}.") from exc.__cause__
         raise
+    trackers.finish(run, say)  # test metrics, figures, artifacts, model; never fails the run
     if work != final:
         swap_into_place(work, final)
         run.path = final
@@ -406,6 +417,9 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
                      f"{t['linear_probe_accuracy']:.3f}")
     if "frechet_distance" in t:
         extra.append(f"Frechet distance {t['frechet_distance']:.2f}")
+    if "class_consistency" in t:
+        extra.append(f"samples of a chosen class read as that class "
+                     f"{t['class_consistency']:.0%}")
     lines.append("      " + ", ".join(extra))
     for d in metrics.get("diagnostics", []):
         lines.append(f"advice: {d['issue']} ({d['evidence']}): {d['advice']}")

@@ -37,12 +37,13 @@ def class_consistency(run: Run, n_per_class: int = 200, seed: int = 0,
     ``class_consistency_real`` (the classifier's accuracy on the first ``n_real`` labelled test
     images: what the metric can be compared with). ``cache`` as in ``fid_metric``: True =
     vaelab's cache folder, a path, or None / False to always retrain the classifier.
-    Raises ValueError for a model whose decoder does not read the label (only cvae does).
+    Raises ValueError for a model whose decoder does not read the label
+    (``label_conditioned`` is False).
     """
     from vaelab.evaluate.fid import feature_net
 
     model = run.model
-    if not (model.uses_labels and getattr(model, "cond_dim", 0) > 0):
+    if not model.label_conditioned:
         raise ValueError(f"class_consistency needs a conditional model (cvae); this run is "
                          f"{model.config.model!r}, whose samples do not depend on a label.")
     if cache is True:
@@ -50,7 +51,7 @@ def class_consistency(run: Run, n_per_class: int = 200, seed: int = 0,
 
         cache = cache_dir() / "fid"
     data = run.data
-    classes = int(data.num_classes or model.cond_dim)
+    classes = int(data.num_classes or model.spec.num_classes or 1)
     net = feature_net(data.train.x, data.train.y, classes, cache or None)
     y = np.repeat(np.arange(classes), n_per_class)
     pred = predict(net, run.sample(len(y), seed=seed, y=y))

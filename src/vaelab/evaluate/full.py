@@ -93,6 +93,10 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
         m.update(label_structure(z_train, data.train.y[:n_train], lat["mu"], test.y, seed))
         if fid and test.x.ndim == 4:
             m.update(fid_metric(run, seed))
+            if model.label_conditioned:  # does it generate the class asked for?
+                from vaelab.evaluate.conditional import class_consistency
+
+                m.update(class_consistency(run, seed=seed))
     m["eval_seconds"] = time.perf_counter() - t0
     return m
 

@@ -67,7 +67,7 @@ class ExplorerState:
             "shape": shape,
             "feature_names": self.run.data.test.feature_names,
             "label_names": names,
-            "needs_label": bool(self.model.uses_labels and self.run.config.model.model == "cvae"),
+            "needs_label": bool(self.model.label_conditioned),
             "n_points": len(self.mu),
             "mean_code": self.mu.mean(0).tolist(),
             "code_std": self.mu.std(0).tolist(),

@@ -46,6 +46,8 @@ class BaseModel(nn.Module):
 
     variational: bool = True
     uses_labels: bool = False
+    label_conditioned: bool = False
+    """The decoder reads the label: samples of a chosen class (cvae)."""
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__()

@@ -34,6 +34,7 @@ from vaelab.models.vae import VAE
 @register_model("cvae", "conditional VAE on the label (generate a chosen class; -1 = unknown)")
 class ConditionalVAE(VAE):
     uses_labels = True
+    label_conditioned = True
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         self.cond_dim = int(spec.num_classes or 0)

@@ -39,6 +39,8 @@ HEADLINE = [
      "{chance_accuracy:.2f})"),
     ("frechet_distance", "Fréchet distance", "samples vs test images in a small classifier's "
      "features; lower is better"),
+    ("class_consistency", "class consistency", "share of samples of a chosen class that the "
+     "classifier reads as that class (on real test images: {class_consistency_real:.2f})"),
 ]
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "train_recon", "val_recon", "train_kl",
