@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+TRACKERS = ("tensorboard", "mlflow")
 
 
 @dataclass
@@ -42,3 +45,20 @@ class TrainConfig:
     sample_every_epoch: bool = False
     """Save a grid of samples after every epoch (figures/epochs/)."""
     progress: bool = True
+    log_to: list[str] = field(default_factory=list)
+    """Experiment trackers to log to: tensorboard, mlflow or both (comma-separated)."""
+    mlflow_uri: str | None = None
+    """MLflow tracking URI (default: sqlite:///mlruns.db beside the run folder)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "log_to" and isinstance(value, (list, tuple)):
+            from vaelab.errors import ConfigError
+
+            unknown = [v for v in value if v not in TRACKERS]
+            if unknown:
+                raise ConfigError(
+                    f"option 'log_to' got {unknown[0]!r}; choose from {', '.join(TRACKERS)} "
+                    "(several allowed, e.g. --log-to tensorboard,mlflow)."
+                )
+            value = list(dict.fromkeys(value))
+        super().__setattr__(name, value)

@@ -122,6 +122,9 @@ class Trainer:
         )
         self.state = TrainState()
         self.extra_names: list[str] = []
+        self.last_epoch_steps: Tensor | None = None
+        """The last epoch's per-step loss parts (steps x [loss, recon, kl, *extras], on the
+        device) while the epoch callbacks run; trackers read it once per epoch."""
         self._loss_fn = self.model.loss
         self._step_fn = self._choose_step()
 
@@ -359,6 +362,7 @@ class Trainer:
             if vx is not None:
                 post["val"] = f"{row['val_loss']:.2f}"
             bar.set_postfix(post, refresh=True)
+        self.last_epoch_steps = buf
         for cb in self.callbacks if self.dist.is_main else ():
             cb(self, epoch, row)
         return row
