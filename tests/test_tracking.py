@@ -72,6 +72,19 @@ def test_train_command_has_the_flags():
 
     res = CliRunner().invoke(cli, ["train", "--help"])
     assert "--log-to" in res.output and "--mlflow-uri" in res.output
+    assert "--log LOG_TO" in res.output  # the spelling: --log tensorboard
+
+
+def test_log_flag_spelling_trains_with_tensorboard(tmp_path):
+    from vaelab.cli.main import main
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as done:
+        main(["train", "--dataset", "digits", "--epochs", "1", "--subset", "200", "--quiet",
+              "--log", "tensorboard", "--out", str(out)])
+    assert done.value.code == 0
+    assert json.loads((out / "config.json").read_text())["train"]["log_to"] == ["tensorboard"]
+    assert any((out / "tensorboard").iterdir())
 
 
 def test_unknown_tracker_is_one_config_error():

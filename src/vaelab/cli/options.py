@@ -11,6 +11,9 @@ import click
 from vaelab.config import CHOICES, option_index
 
 SKIP = {"out"}
+ALIASES = {"log_to": ["--log"]}
+"""Extra flag spellings (``--log tensorboard`` reads as the option ``log_to``, whose Python
+name cannot be ``log``: that keyword is ``vaelab.train``'s message callback)."""
 
 
 def _doc(section: str | None, name: str) -> str:
@@ -52,8 +55,8 @@ def config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             opt = click.option(f"{flag}/--no-{name.replace('_', '-')}", name, default=None,
                                help=help_text)
         else:
-            opt = click.option(flag, name, default=None, type=str, help=help_text,
-                               metavar=name.upper())
+            opt = click.option(flag, *ALIASES.get(name, []), name, default=None, type=str,
+                               help=help_text, metavar=name.upper())
         fn = opt(fn)
     return fn
 
