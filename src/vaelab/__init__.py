@@ -11,7 +11,6 @@ from vaelab.pipeline import train
 from vaelab.recipes import run_recipe
 from vaelab.run import Run
 from vaelab.sweep import sweep  # the function shadows the module name on the package
-from vaelab.tune import tune  # optuna is imported only when tuning
 
 __all__ = ["Config", "Run", "VaelabError", "__version__", "export_onnx", "run_recipe", "sweep",
-           "train", "tune"]
+           "train"]
