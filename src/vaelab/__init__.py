@@ -11,6 +11,7 @@ from vaelab.pipeline import train
 from vaelab.recipes import run_recipe
 from vaelab.run import Run
 from vaelab.sweep import sweep  # the function shadows the module name on the package
+from vaelab.tune import tune  # optuna is imported only when tuning
 
 __all__ = ["Config", "Run", "VaelabError", "__version__", "export_onnx", "run_recipe", "sweep",
-           "train"]
+           "train", "tune"]
