@@ -22,9 +22,10 @@ class DataConfig:
     header: str = "auto"
     """Whether a table's first line is a header: auto (detect), yes or no."""
     image_size: list[int] | None = None
-    """Resize image-folder images to H,W (or one number for squares)."""
+    """Resize image-folder images to H,W (e.g. 64,48), or one number for a square (32 = 32x32);
+    without it all images must have the same size."""
     color: str = "grayscale"
-    """Image-folder colour mode: grayscale or rgb."""
+    """Image-folder colour mode: grayscale (1 channel) or rgb (3); images are converted."""
     nan: str = "error"
     """What to do with NaN / inf / missing values: error (say where) or drop those rows."""
     preprocess: str = "auto"
@@ -40,7 +41,42 @@ class DataConfig:
     flatten: bool = False
     """Give images to the model as flat vectors even for convolutional-capable data."""
     stream: str = "auto"
-    """Read a .npy chunk by chunk instead of loading it: auto (when larger than a quarter of
-    free memory), on or off."""
+    """Read a .npy (or an image folder's cache) chunk by chunk instead of loading it: auto (when
+    larger than a quarter of free memory), on or off."""
     chunk_mb: float = 64.0
     """Size of one chunk, in MB of float32, when streaming a large array."""
+
+
+COLORS = ("grayscale", "rgb")
+
+
+def image_size_hw(image_size: list[int] | tuple[int, ...] | int | None) -> tuple[int, int] | None:
+    """``--image-size`` as (H, W): one number is a square; None keeps the images' own size."""
+    from vaelab.errors import ConfigError
+
+    if image_size is None:
+        return None
+    if isinstance(image_size, str):
+        values: list = [v for v in image_size.replace(" ", "").split(",") if v]
+    else:
+        values = [image_size] if isinstance(image_size, (int, float)) else list(image_size)
+    try:
+        ints = [int(v) for v in values]
+        ok = all(float(v) == i for v, i in zip(values, ints, strict=True)) and not any(
+            isinstance(v, bool) for v in values)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or len(ints) not in (1, 2) or min(ints) < 1:
+        got = ",".join(str(v) for v in values) or "nothing"
+        raise ConfigError(f"--image-size got {got}; give one positive number for a square (32 = "
+                          "32x32) or two as H,W (e.g. 64,48).")
+    return (ints[0], ints[0]) if len(ints) == 1 else (ints[0], ints[1])
+
+
+def check_color(color: str) -> str:
+    """``--color`` checked: grayscale or rgb."""
+    from vaelab.errors import ConfigError
+
+    if color not in COLORS:
+        raise ConfigError(f"--color got {color!r}; choose grayscale or rgb.")
+    return color

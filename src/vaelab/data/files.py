@@ -17,7 +17,7 @@ def load_file(cfg: DataConfig) -> RawData:
     if not path.exists():
         raise DataError(f"{path} does not exist; check the --data path.")
     if path.is_dir():
-        ds = load_image_folder(path, cfg.image_size, cfg.color)
+        ds = load_image_folder(path, cfg.image_size, cfg.color, cfg.stream, cfg.chunk_mb)
         return RawData(train=ds, default_preprocess="minmax")
     suffix = path.suffix.lower()
     if suffix == ".npy":
