@@ -150,6 +150,35 @@ def _samples(run: Run) -> Figure:
 
 
 @register_figure(
+    "samples_gmm", "Random samples from a GMM on the codes",
+    "Decoder means for codes drawn from a Gaussian mixture fitted to the training codes "
+    "(vaelab.samplers; components chosen on the validation codes). Better than the prior "
+    "samples beside them means the codes do not fill the prior: it has holes or wrong shape.",
+    order=31,
+)
+def _samples_gmm(run: Run) -> Figure:
+    from vaelab.samplers import load_sampler
+
+    gmm = load_sampler(run, "gmm")
+    s = run.sample(40, seed=run.config.train.seed, sampler="gmm")
+    t = _test(run)
+    note = (f"{gmm.n_components} components ({gmm.info.get('covariance', '?')} covariances), "
+            f"validation log-likelihood {gmm.info.get('val_log_likelihood', float('nan')):.2f} "
+            "nats per code")
+    if "frechet_distance_gmm" in t:
+        note += (f"; Frechet distance {t['frechet_distance_gmm']:.2f} (prior samples "
+                 f"{t.get('frechet_distance', float('nan')):.2f})")
+    raw = run.preprocessor.inverse(s)
+    title = f"random samples, z ~ GMM on the training codes (K = {gmm.n_components})"
+    if raw.ndim == 4:
+        fig = plots.image_grid(raw, ncols=10, title=title, value_range=display_range(run))
+    else:
+        fig = plots.samples(raw, 10, display_range(run), run.data.test.feature_names)
+        fig.axes[0].set_title(f"{title}\none line per sample (raw units)", fontsize=10)
+    return add_note(fig, note)
+
+
+@register_figure(
     "latent_scatter", "Latent space",
     "Posterior means of the test set coloured by label: the 2-D latent itself, or its PCA "
     "projection when wider (the title says which and how much variance it keeps). "

@@ -134,11 +134,15 @@ class Run:
         return self.model.reconstruct(self._tensor(x), yt).float().cpu().numpy()
 
     @torch.no_grad()
-    def sample(self, n: int, seed: int = 0, y: np.ndarray | None = None) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, y: np.ndarray | None = None,
+               sampler: str = "prior") -> np.ndarray:
+        """Decoder means of n codes from ``sampler`` (prior or gmm, see vaelab.samplers; a
+        GMM is fitted and saved on first use). Label-conditioned models without ``y`` cycle
+        through the classes."""
+        from vaelab.samplers import load_sampler
+
         self.model.eval()
-        gen = torch.Generator(device=self.device)
-        gen.manual_seed(seed)
-        z = self.model.prior_sample(n, generator=gen)
+        z = load_sampler(self, sampler).codes(n, seed=seed, device=self.device)
         yt = self._tensor(y, torch.long) if y is not None else None
         if self.model.uses_labels and yt is None:
             k = self.model.spec.num_classes or 1

@@ -66,15 +66,25 @@ def register(group: click.Group) -> None:
     @click.option("-n", "count", default=64, show_default=True, help="How many samples.")
     @click.option("--label", default=None, type=int, help="Class to generate (cvae).")
     @click.option("--seed", default=0, show_default=True)
+    @click.option("--sampler", type=click.Choice(["prior", "gmm"]), default="prior",
+                  show_default=True,
+                  help="Where codes come from: the model's prior, or a Gaussian mixture fitted "
+                       "to the training codes (fitted on first use, saved in RUN/samplers).")
     @click.option("--out", default=None, help="Output path without suffix (.png and .npy).")
-    def sample(run_dir: str, count: int, label: int | None, seed: int, out: str | None) -> None:
-        """Decode codes drawn from the prior N(0, I)."""
+    def sample(run_dir: str, count: int, label: int | None, seed: int, sampler: str,
+               out: str | None) -> None:
+        """Decode codes drawn from the prior (or, with --sampler gmm, from a GMM on the codes)."""
         if not 1 <= count <= 10000:
             raise click.BadParameter("must be between 1 and 10000", param_hint="-n")
         run = _open(run_dir)
         y = None if label is None else np.full(count, label, dtype=np.int64)
-        path = _out(run, out, "samples")
-        _save_images(run, run.sample(count, seed=seed, y=y), path, f"{count} samples")
+        path = _out(run, out, "samples" if sampler == "prior" else f"samples_{sampler}")
+        if sampler != "prior" and not (run.path / "samplers" / f"{sampler}.json").exists():
+            click.echo(f"fitting the {sampler} sampler on the training codes "
+                       f"(saved in {run.path / 'samplers'})")
+        arrays = run.sample(count, seed=seed, y=y, sampler=sampler)
+        _save_images(run, arrays, path,
+                     f"{count} samples" + ("" if sampler == "prior" else f" ({sampler})"))
         click.echo(f"wrote {path.with_suffix('.png')} and {path.with_suffix('.npy')}")
 
     @group.command()

@@ -92,7 +92,7 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
         z_train, _ = encode_dataset(model, data.train.x[:n_train], data.train.y[:n_train])
         m.update(label_structure(z_train, data.train.y[:n_train], lat["mu"], test.y, seed))
         if fid and test.x.ndim == 4:
-            m.update(fid_metric(run, seed))
+            m.update(fid_metric(run, seed, samplers=("prior", "gmm")))
             if model.label_conditioned:  # does it generate the class asked for?
                 from vaelab.evaluate.conditional import class_consistency
 
@@ -102,10 +102,13 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
 
 
 def fid_metric(run: Run, seed: int = 0, n: int = 2000,
-               cache: Path | bool | None = True) -> dict[str, Any]:
+               cache: Path | bool | None = True,
+               samplers: tuple[str, ...] = ("prior",)) -> dict[str, Any]:
     """Fréchet distance between ``n`` prior samples and ``n`` test images (see ``fid.py``).
 
     ``cache``: True = vaelab's cache folder, a path, or None / False to always retrain.
+    ``samplers`` (vaelab.samplers): one distance each, ``frechet_distance`` for the prior and
+    ``frechet_distance_<name>`` for the others (``gmm``: fitted and saved on first use).
     """
     from vaelab.evaluate.fid import DESCRIPTION, feature_net, features, frechet_distance
 
@@ -117,7 +120,10 @@ def fid_metric(run: Run, seed: int = 0, n: int = 2000,
     classes = data.num_classes or 1
     net = feature_net(data.train.x, data.train.y, classes, cache or None)
     real = np.asarray(data.test.x[:n])
-    fake = run.sample(len(real), seed=seed)
-    return {"frechet_distance": frechet_distance(features(net, fake), features(net, real)),
-            "frechet_features": DESCRIPTION,
-            "frechet_n": len(real)}
+    real_features = features(net, real)
+    out: dict[str, Any] = {}
+    for name in samplers:
+        fake = run.sample(len(real), seed=seed, sampler=name)
+        key = "frechet_distance" if name == "prior" else f"frechet_distance_{name}"
+        out[key] = frechet_distance(features(net, fake), real_features)
+    return {**out, "frechet_features": DESCRIPTION, "frechet_n": len(real)}

@@ -55,6 +55,7 @@ class SampleRequest(Strict):
     n: Annotated[int, Field(ge=1, le=MAX_SAMPLES)] = 16
     seed: Annotated[int, Field(ge=0, le=2**31 - 1)] = 0
     label: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    sampler: Literal["prior", "gmm"] = "prior"
 
 
 def _static(name: str) -> str:
@@ -157,9 +158,10 @@ def create_app(run_dir: str | Path) -> FastAPI:
 
     @app.post("/api/sample")
     def sample(req: SampleRequest) -> dict:
-        """Decode ``n`` codes drawn from the prior N(0, I)."""
+        """Decode ``n`` codes drawn from the model's prior, or (``sampler`` gmm) from a
+        Gaussian mixture fitted to the training codes (fitted and saved on first use)."""
         check_label(req.label)
-        codes, outs = state.sample(req.n, req.seed, req.label)
+        codes, outs = state.sample(req.n, req.seed, req.label, req.sampler)
         return {"z": codes.tolist(), "positions": [state.code_to_position(c) for c in codes],
                 "outputs": outs}
 

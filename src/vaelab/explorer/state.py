@@ -68,6 +68,7 @@ class ExplorerState:
             "feature_names": self.run.data.test.feature_names,
             "label_names": names,
             "needs_label": bool(self.model.label_conditioned),
+            "samplers": ["prior", "gmm"],
             "n_points": len(self.mu),
             "mean_code": self.mu.mean(0).tolist(),
             "code_std": self.mu.std(0).tolist(),
@@ -112,8 +113,13 @@ class ExplorerState:
         codes = interpolate(self.mu[a], self.mu[b], steps, method)
         return codes, self.decode(codes, label)
 
-    def sample(self, n: int, seed: int, label: int | None) -> tuple[np.ndarray,
-                                                                      list[dict[str, Any]]]:
-        codes = np.random.default_rng(seed).standard_normal((n, self.latent_dim))
-        codes = codes.astype(np.float32)
+    def sample(self, n: int, seed: int, label: int | None, sampler: str = "prior"
+               ) -> tuple[np.ndarray, list[dict[str, Any]]]:
+        """Decode n codes from ``sampler`` (vaelab.samplers: the model's prior, or the GMM on
+        the training codes, fitted and saved in the run on first use)."""
+        from vaelab.samplers import load_sampler
+
+        with self.lock, torch.inference_mode():
+            codes = load_sampler(self.run, sampler).codes(n, seed=seed, device="cpu")
+        codes = codes.float().numpy()
         return codes, self.decode(codes, label)

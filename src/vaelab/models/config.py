@@ -50,3 +50,15 @@ class ModelConfig:
     multiplied by D): 1 = the label counts as much as the whole input, 0.2 = a fifth of it."""
     cond_dropout: float = 0.1
     """cvae: chance a labelled training row is shown as unlabelled (trains the unknown class)."""
+    mmd_weight: float = 100.0
+    """wae: weight (lambda) of the MMD between the batch's codes and N(0, I), in nats."""
+    mmd_scales: list[float] = field(default_factory=lambda: [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0])
+    """wae: scales s of the summed inverse-multiquadratic kernels C / (C + |z - z'|^2),
+    C = 2 * latent_dim * s (the prior's variance is 1)."""
+    rae_z_weight: float = 0.1
+    """rae: weight (beta) of the code penalty |z|^2 / 2 per example, in nats."""
+    rae_reg: str = "l2"
+    """rae: decoder regulariser: l2 (squared decoder weights), gp (squared gradient of the
+    decoder's summed output with respect to z) or none."""
+    rae_reg_weight: float = 0.001
+    """rae: weight (lambda) of the decoder regulariser, in nats."""

@@ -178,7 +178,8 @@ async function interpolate() {
 
 async function resample() {
   const lab = label();
-  const r = await api("/api/sample", { n: 12, seed: Math.floor(Math.random() * 1e9),
+  const sampler = document.getElementById("sampler").value;
+  const r = await api("/api/sample", { n: 12, seed: Math.floor(Math.random() * 1e9), sampler,
     ...(lab === undefined ? {} : { label: lab }) });
   strip("samples", r.outputs);
 }
@@ -245,6 +246,7 @@ async function main() {
     if (S.pick.length === 2) interpolate();
   });
   document.getElementById("resample").addEventListener("click", resample);
+  document.getElementById("sampler").addEventListener("change", resample);
   drawScatter();
   await decodeBody({ z: S.info.mean_code });
   await showInput(0);  // never an empty panel before the first hover
