@@ -141,7 +141,7 @@ FINISHED: dict[str, Path] = {}
 
 def expected_figures(kind: Kind, family: str, latent: int, labels: int) -> set[str]:
     """The figures that apply to a run of this kind (figures.py decides the same way)."""
-    names = {"training_curves", "reconstructions", "samples", "latent_scatter",
+    names = {"training_curves", "reconstructions", "samples", "samples_gmm", "latent_scatter",
              "latent_histograms"}
     if latent > 2:
         names.add("latent_tsne")
