@@ -1,9 +1,12 @@
 """Importance-weighted estimate of log p(x), vectorised over K in memory-bounded chunks.
 
 log p(x) ~= logsumexp_k [log p(x|z_k) + log p(z_k) - log q(z_k|x)] - log K, z_k ~ q(z|x).
-Each batch is encoded once; its K codes are drawn and decoded ``chunk`` at a time (one decoder
-call per chunk), and a running logsumexp keeps memory at O(chunk x batch x D). The Bernoulli
-term is computed as x.logits - softplus(logits) with x broadcast, never copied K times.
+The log-weights come from the model's own ``log_weights`` hook (``BaseModel``: a diagonal
+Gaussian q and N(0, I) prior by default; a VampPrior, IAF or ladder VAE overrides it with its
+mixture prior, flow log-determinant or two layers). Each batch is encoded once
+(``model.posterior``); its K codes are drawn and decoded ``chunk`` at a time (one hook call per
+chunk), and a running logsumexp keeps memory at O(chunk x batch x D). The Bernoulli term is
+computed as x.logits - softplus(logits) with x broadcast, never copied K times.
 
 ``importance_bounds`` also returns the ELBO estimated from the same K log-weights (their mean),
 so per example IWAE >= ELBO holds by construction (log of a mean >= mean of the logs), with
@@ -17,30 +20,15 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from vaelab.likelihoods import LOG_2PI, Bernoulli, Gaussian, GaussianLearned
 from vaelab.models import BaseModel
+from vaelab.models.base import log_px_k
 
 
 def _log_px(model: BaseModel, x: Tensor, params: Tensor) -> Tensor:
     """log p(x | params) for params of shape (k, b, ...) and x of shape (b, ...): (k, b)."""
-    lik = model.likelihood
-    k, b = params.shape[:2]
-    xf = x.reshape(b, -1)
-    pf = params.reshape(k, b, -1)
-    if type(lik) is Bernoulli:
-        return torch.einsum("kbd,bd->kb", pf, xf) - F.softplus(pf).sum(-1)
-    if type(lik) is Gaussian:
-        d = xf.shape[1]
-        return -0.5 / lik.sigma**2 * (pf - xf).square().sum(-1) - d * lik._log_norm
-    if type(lik) is GaussianLearned:
-        mu, logvar = params.reshape(k * b, *params.shape[2:]).chunk(2, dim=1)
-        mu, logvar = mu.reshape(k, b, -1), logvar.clamp(-10, 10).reshape(k, b, -1)
-        return -0.5 * ((xf - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
-    xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
-    return lik.log_prob(xk, params.reshape(k * b, *params.shape[2:])).view(k, b)
+    return log_px_k(model.likelihood, x, params)
 
 
 class KSampleBounds(NamedTuple):
@@ -88,22 +76,14 @@ def importance_bounds(
         yb = None
         if y is not None and model.uses_labels:
             yb = torch.as_tensor(y[start : start + batch_size], dtype=torch.long).to(dev)
-        mu, logvar = model.encode(xb, yb)
-        std = torch.exp(0.5 * logvar)
-        b, latent = mu.shape
+        post = model.posterior(xb, yb)
+        b = xb.shape[0]
         running = torch.full((b,), -math.inf, device=dev, dtype=torch.float64)
         total = torch.zeros((b,), device=dev, dtype=torch.float64)
         done = 0
         while done < k:
             kc = min(chunk, k - done)
-            eps = torch.randn((kc, b, latent), generator=gen, device=dev)
-            z = mu + std * eps
-            yk = None if yb is None else yb.repeat(kc)
-            params = model.decode(z.reshape(kc * b, latent), yk)
-            params = params.reshape(kc, b, *params.shape[1:])
-            log_w = (_log_px(model, xb, params)
-                     - 0.5 * (z.square() + LOG_2PI).sum(-1)
-                     + 0.5 * (eps.square() + LOG_2PI).sum(-1) + torch.log(std).sum(-1))
+            log_w = model.log_weights(xb, yb, kc, gen, post)
             log_w = log_w.double()
             running = torch.logaddexp(running, torch.logsumexp(log_w, 0))
             total += log_w.sum(0)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaelab.errors import ConfigError
-from vaelab.likelihoods import Likelihood, make_likelihood
+from vaelab.likelihoods import (
+    LOG_2PI,
+    Bernoulli,
+    Gaussian,
+    GaussianLearned,
+    Likelihood,
+    make_likelihood,
+)
 from vaelab.models.config import ModelConfig
 
 
@@ -27,6 +36,17 @@ class LossParts:
     kl: Tensor
     per_example: Tensor | None = None
     extras: dict[str, Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class TrainingPhase:
+    """One stage of training, read by the trainer: its own Adam over ``parameters``, minimising
+    ``loss(x, y) -> LossParts`` for ``epochs`` epochs (None = the run's ``epochs`` option)."""
+
+    name: str
+    parameters: list[nn.Parameter]
+    loss: Callable[[Tensor, Tensor | None], LossParts]
+    epochs: int | None = None
 
 
 @dataclass
@@ -70,6 +90,11 @@ class BaseModel(nn.Module):
     def loss(self, x: Tensor, y: Tensor | None = None) -> LossParts:
         raise NotImplementedError
 
+    def phases(self) -> list[TrainingPhase]:
+        """Training phases in order (the trainer runs each with its own optimiser). Default:
+        one phase over every parameter with ``loss``, for the run's ``epochs``."""
+        return [TrainingPhase("model", list(self.parameters()), self.loss)]
+
     def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.likelihood.mean(self.decode(z, y))
 
@@ -89,6 +114,39 @@ class BaseModel(nn.Module):
         """n codes from the prior N(0, I) (an AE overrides this with its fitted code Gaussian)."""
         device = next(self.parameters()).device
         return torch.randn(n, self.latent_dim, generator=generator, device=device)
+
+    # -- importance weights (IWAE evaluation) ------------------------------------------------
+    def posterior(self, x: Tensor, y: Tensor | None = None) -> Any:
+        """What ``log_weights`` needs from one encoder pass over ``x``, computed once per batch
+        and reused for every chunk of K: by default the Gaussian's ``(mu, logvar)``."""
+        return self.encode(x, y)
+
+    def log_weights(
+        self,
+        x: Tensor,
+        y: Tensor | None = None,
+        k: int = 1,
+        generator: torch.Generator | None = None,
+        posterior: Any = None,
+    ) -> Tensor:
+        """(k, batch) log importance weights log p(x, z_k) - log q(z_k | x), z_k ~ q(z | x).
+
+        The default is a diagonal Gaussian q and an N(0, I) prior; families with another
+        posterior or prior (a flow, a mixture prior, several stochastic layers) override it so
+        IWAE evaluation uses their true log-densities. ``posterior`` is ``self.posterior(x, y)``
+        when the caller already has it; ``generator`` draws the noise.
+        """
+        mu, logvar = self.posterior(x, y) if posterior is None else posterior
+        std = torch.exp(0.5 * logvar)
+        b, latent = mu.shape
+        eps = torch.randn((k, b, latent), generator=generator, device=mu.device)
+        z = mu + std * eps
+        yk = None if y is None else y.repeat(k)
+        params = self.decode(z.reshape(k * b, latent), yk)
+        params = params.reshape(k, b, *params.shape[1:])
+        return (log_px_k(self.likelihood, x, params)
+                - 0.5 * (z.square() + LOG_2PI).sum(-1)
+                + 0.5 * (eps.square() + LOG_2PI).sum(-1) + torch.log(std).sum(-1))
 
 
 ModelFactory = Callable[[ModelConfig, ModelSpec], BaseModel]
@@ -119,6 +177,27 @@ def build_model(config: ModelConfig, spec: ModelSpec) -> BaseModel:
             "dataset or --label-column."
         )
     return cls(config, spec)
+
+
+def log_px_k(lik: Likelihood, x: Tensor, params: Tensor) -> Tensor:
+    """log p(x | params) for params of shape (k, b, ...) and x of shape (b, ...): (k, b).
+
+    x is broadcast over k, never copied k times (the Bernoulli term is x.logits -
+    softplus(logits)); likelihoods without a fast path fall back to ``log_prob``."""
+    k, b = params.shape[:2]
+    xf = x.reshape(b, -1)
+    pf = params.reshape(k, b, -1)
+    if type(lik) is Bernoulli:
+        return torch.einsum("kbd,bd->kb", pf, xf) - F.softplus(pf).sum(-1)
+    if type(lik) is Gaussian:
+        d = xf.shape[1]
+        return -0.5 / lik.sigma**2 * (pf - xf).square().sum(-1) - d * lik._log_norm
+    if type(lik) is GaussianLearned:
+        mu, logvar = params.reshape(k * b, *params.shape[2:]).chunk(2, dim=1)
+        mu, logvar = mu.reshape(k, b, -1), logvar.clamp(-10, 10).reshape(k, b, -1)
+        return -0.5 * ((xf - mu).square() * torch.exp(-logvar) + logvar + LOG_2PI).sum(-1)
+    xk = x.unsqueeze(0).expand(k, *x.shape).reshape(k * b, *x.shape[1:])
+    return lik.log_prob(xk, params.reshape(k * b, *params.shape[2:])).view(k, b)
 
 
 def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:

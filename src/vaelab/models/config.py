@@ -62,3 +62,11 @@ class ModelConfig:
     decoder's summed output with respect to z) or none."""
     rae_reg_weight: float = 0.001
     """rae: weight (lambda) of the decoder regulariser, in nats."""
+    pseudo_inputs: int = 500
+    """vamp: number K of learned pseudo-inputs; the prior is the mean of their K posteriors."""
+    flow_steps: int = 2
+    """iaf: number of inverse autoregressive flow steps on the posterior sample."""
+    flow_hidden: int = 128
+    """iaf: width of each flow step's masked (MADE) hidden layer and of the context h."""
+    top_latent_dim: int = 0
+    """hvae: size of the top code z2 (0 = half of latent_dim, at least 1); latent_dim is z1."""
