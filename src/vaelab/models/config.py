@@ -70,3 +70,20 @@ class ModelConfig:
     """iaf: width of each flow step's masked (MADE) hidden layer and of the context h."""
     top_latent_dim: int = 0
     """hvae: size of the top code z2 (0 = half of latent_dim, at least 1); latent_dim is z1."""
+    codebook_size: int = 512
+    """vq-vae: number K of codebook rows (codes); each row has latent_dim entries."""
+    commitment: float = 0.25
+    """vq-vae: weight (beta) of the commitment loss |z_e - sg(e)|^2 per example, in nats."""
+    codebook_decay: float = 0.99
+    """vq-vae: decay of the exponential moving averages that update the codebook."""
+    dead_code_steps: int = 20
+    """vq-vae: restart a code from a recent encoder output after this many training steps
+    unused (0 = never; the first step always initialises the codebook from encoder outputs)."""
+    code_positions: int = 8
+    """vq-vae with arch mlp: length of the code sequence (each position one code)."""
+    prior_epochs: int = 10
+    """vq-vae: epochs of the PixelCNN code prior, trained after the main epochs."""
+    prior_channels: int = 64
+    """vq-vae: channels of the gated PixelCNN code prior."""
+    prior_layers: int = 5
+    """vq-vae: gated layers of the PixelCNN code prior."""

@@ -11,6 +11,11 @@ A first Ctrl-C writes a mid-epoch checkpoint ``epoch-NNNN-step-SSSSS`` (NNNN epo
 SSSSS steps of the next one done): it adds the loss parts of those steps and the permutation
 generator's state at the start of the epoch, so that resuming redoes the same row order and
 continues at the next step with the same numbers as an uninterrupted run.
+
+state.json also records the training phase (``phase``: index into the model's ``phases()``,
+``phase_name``, ``phase_start``: epochs done when it began); the optimiser, scheduler, best
+weights and best value stored are that phase's, so ``--resume`` re-enters it (a checkpoint
+without these keys is phase 0 from epoch 0).
 """
 
 from __future__ import annotations
@@ -90,6 +95,9 @@ def save_checkpoint(folder: Path, trainer: Any, epoch: int,
         "history": trainer.state.history,
         "best_val": trainer.state.best_val,
         "best_epoch": trainer.state.best_epoch,
+        "phase": trainer.phase_index,
+        "phase_name": trainer.phases[trainer.phase_index].name,
+        "phase_start": trainer.phase_start,
         "scheduler": {k: v for k, v in trainer.scheduler.state_dict().items()
                       if isinstance(v, (int, float, list, str, type(None)))},
         "optimizer": opt_s,
@@ -154,6 +162,16 @@ def checkpoint_info(path: Path) -> tuple[int, int]:
                           "start the run again with --force.") from None
 
 
+def checkpoint_phase(path: Path) -> tuple[int, int]:
+    """(phase index, epochs done when that phase began) of a checkpoint folder."""
+    try:
+        meta = json.loads((path / "state.json").read_text(encoding="utf-8"))
+        return int(meta.get("phase", 0)), int(meta.get("phase_start", 0))
+    except (OSError, ValueError, TypeError) as exc:
+        raise RunDirError(f"checkpoint {path} is unreadable ({exc}); it cannot be resumed - "
+                          "start the run again with --force.") from None
+
+
 def load_checkpoint(trainer: Any, path: Path) -> int:
     """Restore ``trainer`` (model, optimiser, scheduler, state, RNGs); return the epoch done.
 
@@ -177,6 +195,11 @@ def load_checkpoint(trainer: Any, path: Path) -> int:
 
 
 def _restore(trainer: Any, meta: dict[str, Any], tensors: dict[str, torch.Tensor]) -> int:
+    phase = int(meta.get("phase", 0))
+    if phase != trainer.phase_index or phase >= len(trainer.phases) or \
+            meta.get("phase_name", trainer.phases[phase].name) != trainer.phases[phase].name:
+        raise ValueError(f"it was taken in training phase {meta.get('phase_name', phase)!r}, "
+                         "which this model does not have there")
     model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     trainer.model.load_state_dict(model_sd)
     best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}

@@ -3,6 +3,14 @@
 Per epoch: shuffle with one permutation, step through slices, accumulate the loss parts on the
 device, read them once, validate, keep the best weights (by validation objective), apply the
 LR schedule and early stopping, and call the epoch callbacks.
+
+Training phases: the model lists them (``BaseModel.phases()``; one phase by default). They run
+in order, each with its own Adam and LR schedule over its parameters and its own loss, one
+global epoch count across them. Best weights and early stopping are per phase: a phase keeps
+the weights of its best validation epoch, ends there (patience ends the phase, not the run,
+unless it is the last), loads them, and the next phase starts from them with a fresh best.
+So a later phase is judged only by its own objective, and the final best weights are the best
+of the last phase on top of the best of the earlier ones. Checkpoints record the phase.
 """
 
 from __future__ import annotations
@@ -10,7 +18,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -52,9 +60,13 @@ def to_device_tensor(
     return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
 
-def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Adam:
-    """Adam with the fused kernel (CPU and CUDA), else the multi-tensor one."""
+def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
+              params: list[torch.nn.Parameter] | None = None) -> torch.optim.Adam:
+    """Adam over ``params`` (default: all of ``model``'s) with the fused kernel (CPU and
+    CUDA), else the multi-tensor one."""
     kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    if params is not None:
+        model = torch.nn.ParameterList(params)  # holds the same tensors
     if device.type == "cuda" and cfg.cuda_graphs:
         from vaelab.train.cuda_graph import make_capturable_adam
 
@@ -113,20 +125,41 @@ class Trainer:
         from vaelab.train import distributed
 
         self.dist = distributed.info()
-        self.optimizer = make_adam(model, cfg, device)
         if self.dist.active:
             distributed.broadcast_parameters(self.model)
-            distributed.install_grad_allreduce(self.optimizer)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda e: lr_factor(cfg, e)
-        )
         self.state = TrainState()
         self.extra_names: list[str] = []
         self.last_epoch_steps: Tensor | None = None
         """The last epoch's per-step loss parts (steps x [loss, recon, kl, *extras], on the
         device) while the epoch callbacks run; trackers read it once per epoch."""
-        self._loss_fn = self.model.loss
+        self.phases = model.phases()
+        self.enter_phase(0, 0)
+
+    def enter_phase(self, index: int, start: int) -> None:
+        """Make phase ``index`` (begun after ``start`` epochs) current: its optimiser, LR
+        schedule, loss and step function."""
+        from vaelab.train import distributed
+
+        phase = self.phases[index]
+        self.phase_index, self.phase_start = index, start
+        self._params = phase.parameters
+        cfg = self.cfg
+        self.optimizer = make_adam(self.model, cfg, self.device,
+                                   None if len(self.phases) == 1 else phase.parameters)
+        if self.dist.active:
+            distributed.install_grad_allreduce(self.optimizer)
+        sched_cfg = cfg if phase.epochs is None else replace(cfg, epochs=phase.epochs)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda e: lr_factor(sched_cfg, e)
+        )
+        self._phase_loss = phase.loss
+        self._loss_fn = phase.loss
         self._step_fn = self._choose_step()
+
+    def phase_epochs(self, index: int) -> int:
+        """Epochs of phase ``index``: its own count, or the run's ``epochs``."""
+        n = self.phases[index].epochs
+        return self.cfg.epochs if n is None else n
 
     def _choose_step(self) -> Callable[[Tensor, Tensor | None], Tensor]:
         """The fused MLP-VAE step when it applies, else autograd (optionally compiled)."""
@@ -139,10 +172,10 @@ class Trainer:
         cfg = self.cfg
         graphs = self.device.type == "cuda" and cfg.cuda_graphs
         if cfg.fused_step and not cfg.compile and not graphs and cfg.precision == "fp32" \
-                and fused.supports(self.model):
+                and len(self.phases) == 1 and fused.supports(self.model):
             return fused.FusedVAEStep(self.model, self.optimizer, cfg.grad_clip)
         if cfg.compile:
-            self._loss_fn = torch.compile(self.model.loss)  # forward + loss; autograd as usual
+            self._loss_fn = torch.compile(self._phase_loss)  # forward + loss; autograd as usual
         return self._step
 
     # -- one optimisation step ---------------------------------------------------------------
@@ -153,8 +186,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         parts.total.backward()
         if self.cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip,
-                                           foreach=True)
+            torch.nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip, foreach=True)
         self.optimizer.step()
         extras = [parts.extras[k].detach() for k in self.extra_names]
         return torch.stack([parts.total.detach(), parts.recon.detach(), parts.kl.detach(),
@@ -194,7 +226,7 @@ class Trainer:
         """Learn the names of extra loss terms from one forward pass (no update)."""
         self.model.train()
         with torch.no_grad():
-            parts = self.model.loss(x[: min(len(x), 8)], None if y is None else y[:8])
+            parts = self._phase_loss(x[: min(len(x), 8)], None if y is None else y[:8])
         self.extra_names = sorted(parts.extras)
 
     # -- evaluation ----------------------------------------------------------------------------
@@ -209,7 +241,7 @@ class Trainer:
             yb = None if y is None else y[start : start + batch_size]
             if self.dynamic_binarize:
                 xb = torch.bernoulli(xb)
-            parts = self.model.loss(xb, yb)
+            parts = self._phase_loss(xb, yb)
             extras = [parts.extras[k] for k in self.extra_names]
             sums += torch.stack([parts.total, parts.recon, parts.kl, *extras]).float() * len(xb)
         self.model.kl_scale = saved_scale
@@ -246,53 +278,98 @@ class Trainer:
         n = len(x)
         bs = min(cfg.batch_size, n)
         steps = n // bs if n % bs == 1 else math.ceil(n / bs)  # never a batch of one
+        if resume_from is not None:  # continue in the phase the checkpoint was taken in
+            from vaelab.train.checkpoint import checkpoint_phase
+
+            index, start = checkpoint_phase(resume_from)
+            if not 0 <= index < len(self.phases):
+                from vaelab.errors import RunDirError
+
+                raise RunDirError(f"checkpoint {resume_from} was taken in training phase "
+                                  f"{index}, which this model does not have; it cannot be "
+                                  "resumed - start the run again with --force.")
+            if (index, start) != (self.phase_index, self.phase_start):
+                self.enter_phase(index, start)
         self._discover_extras(x, y)
         self._graphed = self._capture(x, y, bs)
         gen = torch.Generator(device=dev)
         gen.manual_seed(cfg.seed)
         self.generator = gen
+        stopped = False  # the current phase has stopped early
         if resume_from is not None:
             from vaelab.train.checkpoint import apply_rng, load_checkpoint
 
             start_epoch = load_checkpoint(self, resume_from)
             apply_rng(self)
-            if self.partial is None and start_epoch > 0 and self._should_stop(start_epoch - 1):
-                self.state.stopped_early = True  # the run had already stopped early
-        end = start_epoch if self.state.stopped_early else cfg.epochs
+            if self.partial is None and start_epoch > self.phase_start \
+                    and self._should_stop(start_epoch - 1):
+                stopped = True  # the run (or this phase) had already stopped early
         self._weights = torch.full((steps,), float(bs), device=dev)  # rows in each step
         self._weights[-1] = n - (steps - 1) * bs
-        bar = self._progress_bar(end - start_epoch, steps)
+        left = 0 if stopped else max(self.phase_start + self.phase_epochs(self.phase_index)
+                                     - start_epoch, 0)
+        left += sum(self.phase_epochs(i) for i in range(self.phase_index + 1, len(self.phases)))
+        bar = self._progress_bar(left, steps)
         if bar is not None and self.partial is not None:
             bar.update(self.partial["step"])
+        epoch = start_epoch
         try:
-            for epoch in range(start_epoch, end):
+            while True:
+                end = self.phase_start + self.phase_epochs(self.phase_index)
                 requested: StopTraining | None = None
-                try:
-                    self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
-                except StopTraining as exc:  # raised by a callback once the epoch is complete
-                    requested = exc
-                if self.checkpoint_dir is not None and self.dist.is_main:
-                    from vaelab.train.checkpoint import save_checkpoint
+                while not stopped and epoch < end:
+                    try:
+                        self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
+                    except StopTraining as exc:  # raised by a callback once the epoch is done
+                        requested = exc
+                    if self.checkpoint_dir is not None and self.dist.is_main:
+                        from vaelab.train.checkpoint import save_checkpoint
 
-                    save_checkpoint(self.checkpoint_dir, self, epoch + 1)
+                        save_checkpoint(self.checkpoint_dir, self, epoch + 1)
+                    epoch += 1
+                    if requested is not None:
+                        break
+                    if self._should_stop(epoch - 1):
+                        stopped = True
+                        self.state.stop_reason = (
+                            f"validation loss has not improved for {cfg.patience} epochs")
+                        what = "training" if self.phase_index == len(self.phases) - 1 else \
+                            f"phase '{self.phases[self.phase_index].name}'"
+                        self.log(
+                            f"early stopping {what} after epoch {epoch}: validation loss has "
+                            f"not improved for {cfg.patience} epochs (best epoch "
+                            f"{self.state.best_epoch})"
+                        )
                 if requested is not None:
                     self.state.stopped_early = True
                     self.state.stop_reason = str(requested) or "stopped by a callback"
-                    self.log(f"stopping after epoch {epoch + 1}: {self.state.stop_reason}")
+                    self.log(f"stopping after epoch {epoch}: {self.state.stop_reason}")
                     break
-                if self._should_stop(epoch):
-                    self.state.stopped_early = True
-                    self.state.stop_reason = (
-                        f"validation loss has not improved for {cfg.patience} epochs")
-                    self.log(
-                        f"early stopping after epoch {epoch + 1}: validation loss has not "
-                        f"improved for {cfg.patience} epochs (best epoch {self.state.best_epoch})"
-                    )
+                if self.phase_index == len(self.phases) - 1:
+                    self.state.stopped_early = stopped
+                    if not stopped:
+                        self.state.stop_reason = None
                     break
+                self._next_phase(epoch, x, y, bs)
+                stopped = False
         finally:
             if bar is not None:
                 bar.close()
         return self.state
+
+    def _next_phase(self, epoch: int, x: Tensor, y: Tensor | None, bs: int) -> None:
+        """End the current phase at its best weights and start the next one after ``epoch``
+        epochs, with a fresh best (early stopping counts from the phase's start)."""
+        self.restore_best()
+        self.enter_phase(self.phase_index + 1, epoch)
+        self.state.best_val = math.inf
+        self.state.best_epoch = epoch
+        self.state.best_state = None
+        self._discover_extras(x, y)
+        self._graphed = self._capture(x, y, bs)
+        phase = self.phases[self.phase_index]
+        self.log(f"phase '{phase.name}' after epoch {epoch}: {self.phase_epochs(self.phase_index)}"
+                 " epoch(s)")
 
     def _run_epoch(self, epoch, x, y, vx, vy, n, bs, steps, bar) -> dict[str, Any]:
         cfg = self.cfg
@@ -348,6 +425,8 @@ class Trainer:
         row["lr"] = float(self.optimizer.param_groups[0]["lr"])
         row["beta"] = self.model.config.beta * self.model.kl_scale
         row["time_s"] = train_time
+        if len(self.phases) > 1:
+            row["phase"] = self.phases[self.phase_index].name
         self.scheduler.step()
         if monitor < self.state.best_val - cfg.min_delta:
             self.state.best_val = monitor
