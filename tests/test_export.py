@@ -82,7 +82,7 @@ def test_onnx_matches_pytorch_at_other_batch_sizes(tmp_path, family, arch, likel
     rng = np.random.default_rng(0)
     for n in BATCHES:
         x = rng.random((n, *shape), dtype=np.float32)
-        z = rng.standard_normal((n, 3)).astype(np.float32)
+        z = rng.standard_normal((n, model.latent_dim)).astype(np.float32)
         y = (np.arange(n) % 4 - 1).astype(np.int64)  # -1 (unknown), 0, 1, 2
         yt = torch.from_numpy(y) if model.uses_labels else None
         with torch.no_grad():

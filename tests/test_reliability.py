@@ -261,7 +261,7 @@ def test_checkpoints_are_written_atomically(tmp_path, monkeypatch):
         raise OSError("disk full")
 
     with monkeypatch.context() as m, pytest.raises(OSError):
-        m.setattr(ck, "save_file", crash)
+        m.setattr(ck, "save_safetensors", crash)
         save_checkpoint(tmp_path, t, 2)
     assert latest_checkpoint(tmp_path).name == "epoch-0001"
     save_checkpoint(tmp_path, t, 2)  # the next save sweeps the half-written folder away

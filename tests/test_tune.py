@@ -51,7 +51,7 @@ def test_parse_good_specs() -> None:
 
 
 @pytest.mark.parametrize("spec, words", [
-    ("model=choice(vae,iwae,vamp)", ["'vamp' is not a registered model", "iwae", "vae"]),
+    ("model=choice(vae,iwae,vampire)", ["'vampire' is not a registered model", "iwae", "vae"]),
     ("bogus=uniform(0,1)", ["unknown option 'bogus'"]),
     ("beta=normal(0,1)", ["unknown distribution 'normal'"]),
     ("beta=loguniform(0,4)", ["low bound must be positive"]),
@@ -95,7 +95,7 @@ def test_tune_checks_before_training(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="both searched and fixed"):
         tune(None, SEARCH, out=tmp_path, log=None, beta=1.0)
     with pytest.raises(ConfigError, match="registered model"):
-        tune(None, ["model=choice(vae,vamp)"], out=tmp_path, log=None)
+        tune(None, ["model=choice(vae,vampire)"], out=tmp_path, log=None)
     with pytest.raises(ConfigError, match="--trials"):
         tune(None, SEARCH, trials=0, out=tmp_path, log=None)
     assert not (tmp_path / "tune.db").exists()
@@ -111,7 +111,7 @@ def test_cli_bad_spec_is_one_line(capsys: pytest.CaptureFixture[str], tmp_path: 
     from vaelab.cli.main import main
 
     with pytest.raises(SystemExit) as exc:
-        main(["tune", "--search", "model=choice(vae,vamp)", "--out", str(tmp_path)])
+        main(["tune", "--search", "model=choice(vae,vampire)", "--out", str(tmp_path)])
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not a registered model" in err

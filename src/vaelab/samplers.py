@@ -44,6 +44,8 @@ FULL_COVARIANCE_ROWS = 5
 """Full covariances when there are at least this many training codes per fitted parameter."""
 MAX_FIT_CODES = 20000
 MAX_VAL_CODES = 5000
+ENCODE_BLOCK = 1024
+"""Rows read and encoded at a time when a subset of a large split is encoded."""
 FOLDER = "samplers"
 
 
@@ -223,14 +225,18 @@ def _codes(run: Run, split: str) -> np.ndarray | None:
     if data is None or len(data) == 0:
         return None
     limit = MAX_FIT_CODES if split == "train" else MAX_VAL_CODES
-    if len(data) > limit:  # a seeded subset of rows, encoded in order
-        rows = np.sort(np.random.default_rng(run.config.train.seed).choice(len(data), limit,
-                                                                             replace=False))
-        x, y = np.asarray(data.x[rows]), None if data.y is None else np.asarray(data.y[rows])
-    else:
-        x, y = data.x, data.y
-    mu, _ = encode_dataset(run.model, x, y)
-    return mu
+    if len(data) <= limit:
+        return encode_dataset(run.model, data.x, data.y)[0]
+    # a seeded subset of rows, read and encoded a block at a time (a streamed image folder
+    # never holds more than one block in memory)
+    rows = np.sort(np.random.default_rng(run.config.train.seed).choice(len(data), limit,
+                                                                         replace=False))
+    parts = []
+    for start in range(0, limit, ENCODE_BLOCK):
+        block = rows[start : start + ENCODE_BLOCK]
+        y = None if data.y is None else np.asarray(data.y[block])
+        parts.append(encode_dataset(run.model, np.asarray(data.x[block]), y)[0])
+    return np.concatenate(parts)
 
 
 def fit_sampler(run: Run, name: str = "gmm") -> PriorSampler | GMMSampler:
