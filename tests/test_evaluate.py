@@ -154,6 +154,9 @@ def test_diagnostics_find_each_problem_and_advise():
     two_d = {**CFG, "model": {"latent_dim": 2, "beta": 1.0}}
     assert _issues({**healthy, "active_units": 2, "explained_variance": 0.3}, two_d) == \
         ["blurry reconstructions (small latent)"]
+    # blurry with a KL that is a tiny share of the bound: not over-weighted, undertrained
+    young = _issues({**healthy, "kl": 1.0, "neg_elbo": 2000.0, "explained_variance": 0.1})
+    assert young == ["underfitting reconstructions"]
     assert _issues(healthy, data_range=(-2.1, 3.0)) == ["likelihood does not fit the data range"]
     gauss = {**CFG, "resolved": {"likelihood": "gaussian"}}
     assert _issues(healthy, gauss) == ["likelihood too flat for the data range"]

@@ -10,6 +10,7 @@ from typing import Any
 
 COLLAPSE_KL_PER_DIM = 0.1  # nats per latent dimension, below which the code carries ~nothing
 BLURRY_EXPLAINED = 0.5  # reconstructions explaining less of the test variance look blurry
+SMALL_KL_SHARE = 0.05  # a KL below this share of the negative ELBO is not what blurs them
 
 
 def diagnose(metrics: dict[str, Any], config: dict[str, Any], data_range: tuple[float, float],
@@ -44,7 +45,13 @@ def diagnose(metrics: dict[str, Any], config: dict[str, Any], data_range: tuple[
             share = kl / max(float(metrics.get("neg_elbo", 0.0)), 1e-12)
             evidence = (f"reconstructions explain {explained:.0%} of the test variance; KL is "
                         f"{share:.0%} of the negative ELBO at beta {beta:g}")
-            if latent <= 2 and beta <= 1:
+            if share < SMALL_KL_SHARE and beta <= 1:
+                out.append({
+                    "issue": "underfitting reconstructions",
+                    "evidence": evidence + " (the KL is not what holds them back)",
+                    "advice": "train longer (--epochs), or raise --hidden or --latent-dim",
+                })
+            elif latent <= 2 and beta <= 1:
                 out.append({
                     "issue": "blurry reconstructions (small latent)",
                     "evidence": evidence,

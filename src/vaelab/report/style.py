@@ -49,7 +49,8 @@ pre{background:var(--soft);padding:10px;overflow:auto;font-size:12px;border-radi
 font-size:14px;margin:0}
 .facts div{display:flex;justify-content:space-between;border-bottom:1px dotted var(--line);
 padding:3px 0}
-.facts dt{color:var(--muted)} .facts dd{margin:0 0 0 12px;font-weight:600;text-align:right}
+.facts dt{color:var(--muted)} .facts dd{margin:0 0 0 12px;font-weight:600;text-align:right;
+  overflow-wrap:anywhere;min-width:0}
 .advice{background:#fff6db;border-left:4px solid #e0a800;padding:8px 12px;margin:8px 0;
 font-size:14px}
 .ok{background:#e8f5ec;border-left:4px solid #2e8b57;padding:8px 12px;margin:8px 0;font-size:14px}
