@@ -144,9 +144,10 @@ def test_tsv_without_header(tmp_path):
 
 BAD_CSV = [
     ("", "is empty"),
-    ("a,b\n1,x\n", "column 'b' holds the non-numeric value 'x'"),
+    ("a,b\n1,2\n3,x\n4,5\n", "column 'b' holds numbers but also the non-numeric value 'x' "
+                             r"\(line 3\)"),
     ("a,b\n1,2\n3\n", "row 3 has 1 fields but row 1 has 2"),
-    ("a,b\n1,nan\n2,inf\n", "2 missing or infinite values in 2 rows .first at row 2 column b"),
+    ("a,b\n1,nan\n2,inf\n", r"column 'b' holds the infinite value 'inf' \(line 3\)"),
 ]
 
 
@@ -207,7 +208,7 @@ def test_too_few_rows(tmp_path):
 
 def test_bad_input_through_cli_leaves_no_run_dir(tmp_path, capsys):
     p = tmp_path / "bad.csv"
-    p.write_text("a,b\n1,oops\n")
+    p.write_text("a,b\n1,2\n3,oops\n5,6\n")
     out = tmp_path / "run"
     with pytest.raises(SystemExit) as exc:
         main(["train", "--data", str(p), "--out", str(out), "-q"])

@@ -171,6 +171,15 @@ def _coerce(value: Any, hint: Any) -> Any:
         if not isinstance(value, (list, tuple)):
             raise TypeError
         return [_coerce(v, item) for v in value]
+    if origin is dict:  # NAME=VALUE pairs on the command line, a table in TOML
+        if isinstance(value, str):
+            pairs = [p for p in value.split(",") if p.strip()]
+            if not all("=" in p for p in pairs):
+                raise ValueError
+            value = dict(tuple(x.strip() for x in p.split("=", 1)) for p in pairs)
+        if not isinstance(value, dict):
+            raise TypeError
+        return {str(k): str(v) for k, v in value.items()}
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -206,20 +215,25 @@ def _describe(hint: Any) -> str:
         return _describe(inner[0]) + " (or none)"
     if origin is list:
         return "a list of " + _describe(typing.get_args(hint)[0]) + " values"
+    if origin is dict:
+        return "a table of NAME = VALUE (on the command line NAME=VALUE,NAME=VALUE)"
     return {int: "an integer", float: "a number", bool: "true or false", str: "a string"}.get(
         hint, str(hint)
     )
 
 
 CHOICES: dict[str, tuple[str, ...]] = {
-    "preprocess": ("auto", "none", "minmax", "standardize", "binarize", "binarize-dynamic"),
-    "nan": ("error", "drop"),
+    "preprocess": ("auto", "none", "minmax", "standardize", "binarize", "binarize-dynamic",
+                   "columns"),
+    "nan": ("auto", "mask", "error", "drop"),
+    "decimal": ("auto", ".", ","),
+    "encoding": ("auto", "utf-8", "utf-16", "cp1252", "latin-1"),
     "color": ("grayscale", "rgb"),
     "header": ("auto", "yes", "no"),
     "stream": ("auto", "on", "off"),
     "activation": ("relu", "leaky_relu", "elu", "gelu", "tanh"),
     "arch": ("mlp", "conv"),
-    "likelihood": ("auto", "bernoulli", "gaussian", "gaussian-learned"),
+    "likelihood": ("auto", "bernoulli", "gaussian", "gaussian-learned", "mixed"),
     "noise": ("gaussian", "mask"),
     "lr_schedule": ("constant", "step", "exponential", "cosine"),
     "precision": ("fp32", "bf16"),

@@ -114,15 +114,31 @@ class GaussianLearned(Likelihood):
         return "Gaussian with learned per-feature variance (full log-density, nats)"
 
 
-def make_likelihood(name: str, sigma: float = 1.0) -> Likelihood:
+def make_likelihood(name: str, sigma: float = 1.0,
+                    columns: list[dict] | None = None) -> Likelihood:
+    """The likelihood called ``name``; ``columns`` (a table's fitted encoding) makes the
+    per-column "mixed" one (vaelab.tabular.likelihood) and allows no other."""
+    from vaelab.errors import ConfigError
+
+    if columns is not None or name == "mixed":
+        if columns is None:
+            raise ConfigError("--likelihood mixed models a CSV / TSV table column by column; "
+                              "use it with --data table.csv (and --preprocess auto).")
+        if name != "mixed":
+            raise ConfigError(
+                f"--likelihood {name} does not fit a table read column by column (numeric, "
+                "binary, categorical); leave --likelihood auto (per column), or pass "
+                "--preprocess standardize to model an all-numeric table as one vector.")
+        from vaelab.tabular.likelihood import MixedLikelihood
+
+        return MixedLikelihood(columns)
     if name == "bernoulli":
         return Bernoulli()
     if name == "gaussian":
         return Gaussian(sigma)
     if name == "gaussian-learned":
         return GaussianLearned()
-    from vaelab.errors import ConfigError
-
     raise ConfigError(
-        f"option 'likelihood' got {name!r}; choose bernoulli, gaussian or gaussian-learned."
+        f"option 'likelihood' got {name!r}; choose bernoulli, gaussian, gaussian-learned or "
+        "mixed."
     )

@@ -81,6 +81,7 @@ def save_model(model: BaseModel, folder: str | Path, extra: dict[str, Any] | Non
             "input_shape": list(model.spec.input_shape),
             "likelihood": model.spec.likelihood,
             "num_classes": model.spec.num_classes,
+            **({"columns": model.spec.columns} if model.spec.columns is not None else {}),
         },
         "tensors": {k: {"shape": list(v.shape), "dtype": str(v.dtype).replace("torch.", "")}
                     for k, v in tensors.items()},
@@ -175,6 +176,7 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> BaseMo
             input_shape=tuple(int(s) for s in meta["spec"]["input_shape"]),
             likelihood=str(meta["spec"]["likelihood"]),
             num_classes=meta["spec"].get("num_classes"),
+            columns=meta["spec"].get("columns"),
         )
         with torch.device("meta"):  # shapes only: a model.json naming a huge model allocates
             shell = build_model(cfg, spec)  # nothing before it is checked against the weights

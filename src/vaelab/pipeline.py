@@ -124,8 +124,10 @@ def model_spec(cfg: Config, data: DataSplits) -> ModelSpec:
     lik = cfg.model.likelihood
     if lik == "auto":
         lik = data.likelihood_hint
+    pre = data.preprocessor
     return ModelSpec(input_shape=tuple(data.example_shape), likelihood=lik,
-                     num_classes=data.num_classes)
+                     num_classes=data.num_classes,
+                     columns=pre.params["columns"] if pre.kind == "columns" else None)
 
 
 def environment() -> dict[str, Any]:
@@ -198,6 +200,8 @@ def train(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     data = load_data(cfg.data, seed=cfg.train.seed, batch_size=cfg.train.batch_size)
+    for note in data.info.get("notes", []):  # a table's detected types, gaps, unseen values
+        say(note if note.startswith("warning:") else f"note: {note}")
     device = distributed.device_for_rank(resolve_device(cfg.train.device))
     seed_everything(cfg.train.seed)
     spec = model_spec(cfg, data)

@@ -26,8 +26,22 @@ class DataConfig:
     without it all images must have the same size."""
     color: str = "grayscale"
     """Image-folder colour mode: grayscale (1 channel) or rgb (3); images are converted."""
-    nan: str = "error"
-    """What to do with NaN / inf / missing values: error (say where) or drop those rows."""
+    nan: str = "auto"
+    """Missing values: auto (tables keep missing cells, masked out of the likelihood; arrays
+    refuse them), mask, error (say where) or drop those rows."""
+    decimal: str = "auto"
+    """Decimal mark of a table's numbers: auto (detect '14,23' vs '14.23'), '.' or ','."""
+    encoding: str = "auto"
+    """Text encoding of a table: auto (UTF-8 with or without BOM, UTF-16 with BOM, else
+    Windows-1252 / Latin-1), utf-8, utf-16, cp1252 or latin-1."""
+    categorical: list[str] = field(default_factory=list)
+    """Table columns to treat as categories (one-hot in, categorical likelihood out)."""
+    numeric: list[str] = field(default_factory=list)
+    """Table columns to treat as numbers (standardised, Gaussian with learned variance)."""
+    binary: list[str] = field(default_factory=list)
+    """Table columns with two values to treat as binary (Bernoulli)."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """Column types as a [data.columns] table (colour = "categorical") or NAME=KIND pairs."""
     preprocess: str = "auto"
     """none, minmax, standardize, binarize, binarize-dynamic, or auto (per dataset)."""
     binarize_threshold: float = 0.5

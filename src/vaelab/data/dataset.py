@@ -18,6 +18,10 @@ class Dataset:
     those are split, preprocessed and trained on chunk by chunk, never loaded whole.
 
     ``y`` holds int64 class indices with -1 for an unlabelled row, or is None.
+
+    A table read by column (``vaelab.data.tabular``) holds raw codes in ``x`` (number, 0 / 1,
+    or category index; NaN = missing), its schema in ``columns`` (``Column.to_dict()`` each)
+    and how its file is written (dialect, notes) in ``table``.
     """
 
     x: np.ndarray
@@ -25,6 +29,8 @@ class Dataset:
     name: str = "data"
     label_names: list[str] | None = None
     feature_names: list[str] | None = None
+    columns: list[dict[str, Any]] | None = None
+    table: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.x):
@@ -64,6 +70,8 @@ class Dataset:
             name=name or self.name,
             label_names=self.label_names,
             feature_names=self.feature_names,
+            columns=self.columns,
+            table=self.table,
         )
 
 

@@ -25,12 +25,19 @@ def load_file(cfg: DataConfig) -> RawData:
     elif suffix == ".npz":
         ds = load_npz(path, cfg.nan)
     elif suffix in (".csv", ".tsv", ".txt", ".tab"):
-        ds = read_table(path, cfg.label_column, cfg.drop_columns, cfg.nan, cfg.header)
+        from vaelab.data.columns import declared_types
+
+        ds = read_table(path, cfg.label_column, cfg.drop_columns, cfg.nan, cfg.header,
+                        decimal=cfg.decimal, encoding=cfg.encoding,
+                        types=declared_types(cfg.categorical, cfg.numeric, cfg.binary,
+                                             cfg.columns))
     else:
         raise DataError(f"{path}: unknown file type '{suffix}'; use .csv, .tsv, .npy, .npz or a "
                         "folder of images.")
     if cfg.label_column is not None and suffix not in (".csv", ".tsv", ".txt", ".tab"):
         raise DataError(f"--label-column applies to CSV / TSV files, not {suffix}; store labels "
                         "as y in an .npz.")
+    if ds.columns is not None:
+        return RawData(train=ds, default_preprocess="columns")
     bounded = ds.x.ndim == 4
     return RawData(train=ds, default_preprocess="minmax" if bounded else "standardize")

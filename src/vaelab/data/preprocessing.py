@@ -13,7 +13,7 @@ import numpy as np
 
 from vaelab.data.lazy import LazyRows, iter_chunks
 
-KINDS = ("none", "minmax", "standardize", "binarize", "binarize-dynamic")
+KINDS = ("none", "minmax", "standardize", "binarize", "binarize-dynamic", "columns")
 UNIT_KINDS = ("minmax", "binarize", "binarize-dynamic")
 
 
@@ -31,6 +31,12 @@ class Preprocessor:
 
     def fit(self, x: Any, threshold: float = 0.5) -> Preprocessor:
         """Statistics of ``x`` (array, memmap or LazyRows), computed chunk by chunk."""
+        if self.kind == "columns":  # a table by column: params["columns"] holds the schema
+            from vaelab.data import encoding
+            from vaelab.data.columns import Schema
+
+            self.params = encoding.fit(x, Schema.from_list(self.params["columns"]).columns)
+            return self
         n_total = 0
         lo, hi = np.inf, -np.inf
         mean = m2 = None
@@ -73,6 +79,10 @@ class Preprocessor:
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
+        if self.kind == "columns":
+            from vaelab.data import encoding
+
+            return encoding.transform(x, self.params)
         if self.kind in UNIT_KINDS:
             lo, hi = self.params["min"], self.params["max"]
             out = (x - np.float32(lo)) * np.float32(1.0 / max(hi - lo, 1e-12))
@@ -88,8 +98,13 @@ class Preprocessor:
         return x
 
     def inverse(self, x: np.ndarray) -> np.ndarray:
-        """Model space back to the raw units (for plots and exported arrays)."""
+        """Model space back to the raw units (for plots and exported arrays); a table by
+        column gives (N, columns) raw codes (see ``vaelab.data.encoding.inverse``)."""
         x = np.asarray(x, dtype=np.float32)
+        if self.kind == "columns":
+            from vaelab.data import encoding
+
+            return encoding.inverse(x, self.params)
         if self.kind in UNIT_KINDS:
             lo, hi = self.params["min"], self.params["max"]
             return (x * (hi - lo) + lo).astype(np.float32)

@@ -78,12 +78,18 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
         )
 
     kind = raw.default_preprocess if cfg.preprocess == "auto" else cfg.preprocess
-    pre = Preprocessor(kind=kind).fit(train.x, threshold=cfg.binarize_threshold)
+    pre, notes = None, []
+    if full.columns is not None or kind == "columns":  # a table by column types
+        from vaelab.data.encoding import fit_table
+
+        pre, notes = fit_table(full, (train, val, test), kind)
+    if pre is None:
+        pre = Preprocessor(kind=kind).fit(train.x, threshold=cfg.binarize_threshold)
     for ds in {id(d): d for d in (train, val, test)}.values():
         ds.x = pre.transform(ds.x)
         if cfg.flatten:
             _flatten(ds)
-    hint = "bernoulli" if pre.bounded_unit else "gaussian"
+    hint = "mixed" if pre.kind == "columns" else "bernoulli" if pre.bounded_unit else "gaussian"
     info = {
         "source": full.name,
         "official_test_split": official_test,
@@ -93,5 +99,7 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
         "streamed": isinstance(train.x, LazyRows),
         "preprocessing": pre.to_dict(),
     }
+    if notes:
+        info["notes"] = notes
     return DataSplits(train=train, val=val, test=test, preprocessor=pre,
                       likelihood_hint=hint, info=info)

@@ -56,6 +56,8 @@ class ModelSpec:
     input_shape: tuple[int, ...]
     likelihood: str
     num_classes: int | None = None
+    columns: list[dict[str, Any]] | None = None
+    """A table's fitted column encoding (vaelab.data.encoding), for the "mixed" likelihood."""
 
 
 class BaseModel(nn.Module):
@@ -75,7 +77,8 @@ class BaseModel(nn.Module):
         self.spec = spec
         self.input_shape = tuple(spec.input_shape)
         self.latent_dim = config.latent_dim
-        self.likelihood: Likelihood = make_likelihood(spec.likelihood, config.sigma)
+        self.likelihood: Likelihood = make_likelihood(spec.likelihood, config.sigma,
+                                                     columns=spec.columns)
         self.kl_scale = 1.0
         """Set by the trainer each epoch for KL warm-up (1.0 outside training)."""
 
