@@ -74,3 +74,34 @@ def test_unknown_config_key_is_one_line(tmp_path):
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown key 'latent'" in lines[0] and str(cfg) in lines[0]
     assert not (tmp_path / "r").exists()
+
+
+HEAVY = ("torch", "numpy", "matplotlib", "sklearn", "scipy")
+
+
+def test_help_and_import_load_no_heavy_library():
+    """`vaelab --help`, `vaelab train --help` and `import vaelab` never import torch, numpy,
+    matplotlib or scikit-learn: those load when a command needs them."""
+    probe = (
+        "import sys\n"
+        "from vaelab.cli.main import main\n"
+        "for argv in (['--help'], ['train', '--help'], ['sweep', '--help']):\n"
+        "    try:\n"
+        "        main(argv)\n"
+        "    except SystemExit as exc:\n"
+        "        assert exc.code == 0, (argv, exc.code)\n"
+        "import vaelab\n"
+        "assert callable(vaelab.train) and callable(vaelab.sweep)\n"
+        f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip().splitlines()
+    assert out[-1] == "[]", out[-1]
+
+
+def test_vaelab_train_stays_the_function_after_its_subpackage_loads():
+    probe = ("import vaelab.train.loop, vaelab.sweep, vaelab.tune, vaelab\n"
+             "print(callable(vaelab.train), callable(vaelab.sweep), callable(vaelab.tune))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "True True True"

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
 
 from vaelab.errors import DataError, VaelabError
-from vaelab.plots.common import save_figure
+
+if TYPE_CHECKING:
+    import numpy as np
 
 RUN = click.argument("run_dir", metavar="RUN", type=click.Path(file_okay=False))
 
@@ -29,8 +31,11 @@ def _out(run, out: str | None, name: str) -> Path:
 
 
 def _save_images(run, arrays: np.ndarray, path: Path, title: str, ncols: int = 10) -> None:
+    import numpy as np
+
     from vaelab import plots
     from vaelab.figures import display_range
+    from vaelab.plots.common import save_figure
 
     raw = run.preprocessor.inverse(arrays)
     if raw.ndim == 4:
@@ -70,13 +75,24 @@ def register(group: click.Group) -> None:
                   show_default=True,
                   help="Where codes come from: the model's prior, or a Gaussian mixture fitted "
                        "to the training codes (fitted on first use, saved in RUN/samplers).")
-    @click.option("--out", default=None, help="Output path without suffix (.png and .npy).")
+    @click.option("--out", default=None, help="Output path without suffix (.png and .npy); for a "
+                  "run on a table, the CSV of synthetic rows (default RUN/outputs/samples.csv).")
     def sample(run_dir: str, count: int, label: int | None, seed: int, sampler: str,
                out: str | None) -> None:
         """Decode codes drawn from the prior (or, with --sampler gmm, from a GMM on the codes)."""
-        if not 1 <= count <= 10000:
-            raise click.BadParameter("must be between 1 and 10000", param_hint="-n")
+        import numpy as np
+
+        if not 1 <= count <= 1_000_000:
+            raise click.BadParameter("must be between 1 and 1000000", param_hint="-n")
         run = _open(run_dir)
+        if run.preprocessor.kind == "columns":  # a table: synthetic rows as a CSV
+            from vaelab.tabular.synthesize import sample_to_csv
+
+            click.echo(sample_to_csv(run, count, seed=seed, sampler=sampler, label=label,
+                                     out=out))
+            return
+        if count > 10000:
+            raise click.BadParameter("must be between 1 and 10000 for images", param_hint="-n")
         y = None if label is None else np.full(count, label, dtype=np.int64)
         path = _out(run, out, "samples" if sampler == "prior" else f"samples_{sampler}")
         if sampler != "prior" and not (run.path / "samplers" / f"{sampler}.json").exists():
@@ -93,6 +109,10 @@ def register(group: click.Group) -> None:
     @click.option("--out", default=None)
     def reconstruct(run_dir: str, count: int, out: str | None) -> None:
         """Reconstruct the first N test examples (figure + arrays)."""
+        import numpy as np
+
+        from vaelab.plots.common import save_figure
+
         if not 1 <= count <= 1000:
             raise click.BadParameter("must be between 1 and 1000", param_hint="-n")
         run = _open(run_dir)
@@ -121,10 +141,13 @@ def register(group: click.Group) -> None:
     def interpolate(run_dir: str, a: int, b: int, steps: int, method: str,
                     out: str | None) -> None:
         """Decode the path between the codes of two test examples."""
+        import numpy as np
+
         from vaelab import plots
         from vaelab.figures import display_range
         from vaelab.latent import interpolate as interp
         from vaelab.plots.analysis import interpolation
+        from vaelab.plots.common import save_figure
 
         if not 2 <= steps <= 100:
             raise click.BadParameter("must be between 2 and 100", param_hint="--steps")
@@ -161,6 +184,8 @@ def register(group: click.Group) -> None:
     @click.option("--out", default=None)
     def traverse(run_dir: str, dim: int, span: float, steps: int, out: str | None) -> None:
         """Sweep one latent dimension around the mean code."""
+        import numpy as np
+
         from vaelab.latent import traverse as trav
 
         run = _open(run_dir)
@@ -179,6 +204,8 @@ def register(group: click.Group) -> None:
     @click.option("--out", default=None, help="A .npy, .npz or .csv path.")
     def encode(run_dir: str, split: str, out: str | None) -> None:
         """Write the latent means (and log-variances, labels) of a split."""
+        import numpy as np
+
         from vaelab.evaluate import encode_dataset
 
         run = _open(run_dir)
@@ -209,6 +236,8 @@ def register(group: click.Group) -> None:
     @click.option("--out", default=None)
     def decode(run_dir: str, codes: str, out: str | None) -> None:
         """Decode latent codes from a CSV (one code per row) or .npy file."""
+        import numpy as np
+
         run = _open(run_dir)
         p = Path(codes)
         try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -18,24 +20,29 @@ name cannot be ``log``: that keyword is ``vaelab.train``'s message callback)."""
 
 def _doc(section: str | None, name: str) -> str:
     """The attribute docstring of a config field (read from the source), if any."""
+    from vaelab.config import SECTIONS, Config
+
+    return _field_docs(SECTIONS.get(section, Config) if section else Config).get(name, "")
+
+
+@functools.cache
+def _field_docs(klass: type) -> dict[str, str]:
+    """Every attribute docstring of a dataclass, parsed once per class."""
     import ast
     import inspect
 
-    from vaelab.config import SECTIONS, Config
-
-    klass = SECTIONS.get(section, Config) if section else Config
     try:
         tree = ast.parse(inspect.getsource(klass))
     except (OSError, TypeError):
-        return ""
+        return {}
     body = tree.body[0].body  # type: ignore[attr-defined]
-    for i, node in enumerate(body[:-1]):
+    docs: dict[str, str] = {}
+    for node, nxt in itertools.pairwise(body):
         target = getattr(node, "target", None)
-        nxt = body[i + 1]
-        if (isinstance(target, ast.Name) and target.id == name and isinstance(nxt, ast.Expr)
+        if (isinstance(target, ast.Name) and isinstance(nxt, ast.Expr)
                 and isinstance(nxt.value, ast.Constant)):
-            return " ".join(str(nxt.value.value).split())
-    return ""
+            docs[target.id] = " ".join(str(nxt.value.value).split())
+    return docs
 
 
 def config_options(fn: Callable[..., Any]) -> Callable[..., Any]:
