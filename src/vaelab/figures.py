@@ -116,6 +116,8 @@ def _curves(run: Run) -> Figure | None:
     order=20,
 )
 def _recons(run: Run) -> Figure:
+    if _table(run):
+        return _table_figures().reconstructions(run)
     x = np.asarray(run.data.test.x[:10])
     rec = run.reconstruct(x, run.data.test.y[:10] if run.data.test.y is not None else None)
     pre = run.preprocessor
@@ -139,6 +141,8 @@ def _recons(run: Run) -> Figure:
     order=30,
 )
 def _samples(run: Run) -> Figure:
+    if _table(run):
+        return _table_figures().samples(run)
     s = run.sample(40, seed=run.config.train.seed)
     t = _test(run)
     note = None
@@ -159,6 +163,8 @@ def _samples(run: Run) -> Figure:
 def _samples_gmm(run: Run) -> Figure:
     from vaelab.samplers import load_sampler
 
+    if _table(run):
+        return _table_figures().samples(run, "gmm")
     gmm = load_sampler(run, "gmm")
     s = run.sample(40, seed=run.config.train.seed, sampler="gmm")
     t = _test(run)
@@ -189,6 +195,29 @@ def _scatter(run: Run) -> Figure:
     lat = run.latents()
     return add_note(plots.latent_scatter(lat["mu"], lat.get("y"), run.data.label_names,
                                          seed=run.config.train.seed), _label_note(run))
+
+
+def _table(run: Run) -> bool:
+    """A run on a table read by column: its figures show each column in its own units."""
+    return run.model.spec.columns is not None
+
+
+def _table_figures():
+    from vaelab.tabular import figures
+
+    return figures
+
+
+@register_figure(
+    "column_costs", "Per-column fit",
+    "For a table: each column's negative log-likelihood per observed test cell under the model "
+    "(colour: numeric / binary / categorical) beside its training marginal's (grey). A column "
+    "whose bar is as long as its grey one is not explained by the code: the model reconstructs "
+    "it badly (metrics.json 'columns' has the numbers, RMSE and accuracies).",
+    order=21,
+)
+def _column_costs(run: Run) -> Figure | None:
+    return _table_figures().column_costs(run) if _table(run) else None
 
 
 def render_figures(run: Run, names: list[str] | None = None) -> list[Path]:

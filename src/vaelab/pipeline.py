@@ -379,6 +379,10 @@ def evaluate_run(run: Run, extra: dict[str, Any] | None = None, *,
     test = compute_metrics(run, iwae_k=k, seed=run.config.train.seed,
                            log=log or (lambda m: None))
     metrics["test"] = test
+    if run.model.spec.columns is not None:  # a table by column: each column's own terms
+        from vaelab.evaluate.columns import column_metrics
+
+        metrics["columns"] = column_metrics(run, seed=run.config.train.seed)
     x = np.asarray(run.data.test.x[:2000])  # model space: what the likelihood sees
     lo, hi = (float(np.min(x)), float(np.max(x))) if len(x) else (0.0, 1.0)
     metrics["diagnostics"] = diagnose(test, run.saved_json("config.json"), (lo, hi),
@@ -425,6 +429,12 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         extra.append(f"samples of a chosen class read as that class "
                      f"{t['class_consistency']:.0%}")
     lines.append("      " + ", ".join(extra))
+    if "columns" in metrics:
+        from vaelab.evaluate.columns import worst_columns
+
+        worst = ", ".join(f"{r['name']} {r['nll_per_cell']:.2f} / {r['nll_marginal_per_cell']:.2f}"
+                          for r in worst_columns(metrics["columns"]))
+        lines.append(f"      columns least explained (nats per cell, model / marginal): {worst}")
     for d in metrics.get("diagnostics", []):
         lines.append(f"advice: {d['issue']} ({d['evidence']}): {d['advice']}")
     return lines

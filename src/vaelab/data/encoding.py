@@ -143,6 +143,7 @@ def fit_table(full: Any, splits: tuple[Any, Any, Any], kind: str) -> tuple[Any, 
             ds.columns = None
         return None, notes
     pre = Preprocessor(kind="columns", params={"columns": full.columns}).fit(train.x)
+    pre.params["table"] = {k: v for k, v in (full.table or {}).items() if k != "notes"}
     for split in (val, test):
         if split is train:
             continue

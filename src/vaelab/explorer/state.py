@@ -86,7 +86,12 @@ class ExplorerState:
         return ((np.asarray(z, np.float32) - self.mean) @ self.components.T).tolist()
 
     def display(self, arrays: np.ndarray) -> list[dict[str, Any]]:
-        """Model-space outputs -> raw units -> [0, 1] for display (images) or raw (tables)."""
+        """Model-space outputs -> raw units -> [0, 1] for display (images) or raw (tables);
+        a table by column gives each column in its units with its category names."""
+        if self.model.spec.columns is not None:
+            from vaelab.tabular.display import table_display
+
+            return table_display(arrays, self.run.preprocessor.params)
         raw = self.run.preprocessor.inverse(arrays)
         out = []
         for a in raw:

@@ -332,10 +332,17 @@ def render_report(run_dir: str | Path) -> str:
         metric_html = (summary_cards(test) + bounds_note(test) + "<h3>Diagnostics</h3>"
                        + advice_blocks(metrics.get("diagnostics", []))
                        + "<h3>All metrics</h3>" + metrics_table(
-                           {k: v for k, v in metrics.items() if k != "diagnostics"}))
+                           {k: v for k, v in metrics.items()
+                            if k not in ("diagnostics", "columns")}))
+    columns = ""
+    if isinstance(metrics.get("columns"), dict):  # a table run: each column's fit
+        from vaelab.report.columns import columns_section
+
+        columns = columns_section(metrics["columns"])
     return page(title, subtitle, [
         ("summary", "Summary", facts(run_dir, config, metrics)),
         ("metrics", "Test metrics", metric_html),
+        *([("columns", "Columns", columns)] if columns else []),
         ("training", "Training", training),
         ("figures", "Figures", figure_blocks(figures, skip=(curves.name,))),
         ("config", "Configuration", config_tables(config)),

@@ -14,7 +14,62 @@ async function api(path, body) {
   return res.json();
 }
 
+function cellText(c) {
+  if (c.kind === "numeric") return (c.missing ? "(missing) " : "") + fmtNum(c.value);
+  const k = c.probs.indexOf(Math.max(...c.probs));
+  return `${c.labels[k]} ${Math.round(100 * c.probs[k])}%` + (c.missing ? " (missing)" : "");
+}
+function fmtNum(v) {
+  const a = Math.abs(v);
+  return a >= 1000 ? v.toFixed(0) : a >= 10 ? v.toFixed(1) : v.toFixed(3);
+}
+
+function drawColumns(canvas, out) {
+  // a table row: one line per column, in its own units, categories by name
+  const cols = out.columns, rowH = 16, nameW = 96;
+  canvas.width = 320; canvas.height = 8 + rowH * cols.length;
+  const ctx = canvas.getContext("2d");
+  ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "10px sans-serif"; ctx.textBaseline = "middle";
+  const x0 = nameW + 4, w = canvas.width - x0 - 8;
+  cols.forEach((c, i) => {
+    const y = 4 + i * rowH + rowH / 2;
+    ctx.fillStyle = "#222";
+    ctx.fillText(c.name.length > 15 ? c.name.slice(0, 14) + "…" : c.name, 2, y);
+    if (c.kind === "numeric") {
+      const [lo, hi] = c.range, t = Math.min(1, Math.max(0, (c.value - lo) / ((hi - lo) || 1)));
+      ctx.fillStyle = "#e3e6ea"; ctx.fillRect(x0, y - 2, w * 0.62, 4);
+      ctx.fillStyle = c.missing ? "#999" : PALETTE[0];
+      ctx.beginPath(); ctx.arc(x0 + t * w * 0.62, y, 4, 0, 2 * Math.PI); ctx.fill();
+      ctx.fillStyle = "#222"; ctx.fillText(fmtNum(c.value), x0 + w * 0.66, y);
+    } else {
+      let x = x0;
+      c.probs.forEach((p, k) => {
+        ctx.fillStyle = PALETTE[(k + (c.kind === "binary" ? 2 : 1)) % PALETTE.length];
+        ctx.globalAlpha = c.missing ? 0.35 : 1;
+        ctx.fillRect(x, y - 5, p * w * 0.45, 10); x += p * w * 0.45;
+      });
+      ctx.globalAlpha = 1; ctx.fillStyle = "#222";
+      const k = c.probs.indexOf(Math.max(...c.probs));
+      const label = c.labels[k].length > 12 ? c.labels[k].slice(0, 11) + "…" : c.labels[k];
+      ctx.fillText(`${label} ${Math.round(100 * c.probs[k])}%`, x0 + w * 0.48, y);
+    }
+  });
+}
+
+function tableStrip(box, outputs) {
+  // several table rows (samples, an interpolation) as an HTML table, one column per column
+  const t = document.createElement("table"); t.className = "rows";
+  const head = t.insertRow();
+  outputs[0].columns.forEach(c => { const th = document.createElement("th");
+    th.textContent = c.name; head.append(th); });
+  outputs.forEach(o => { const tr = t.insertRow();
+    o.columns.forEach(c => { tr.insertCell().textContent = cellText(c); }); });
+  box.append(t);
+}
+
 function drawOutput(canvas, out, info) {
+  if (out.columns) { drawColumns(canvas, out); return; }
   const ctx = canvas.getContext("2d");
   if (out.shape) {
     const [c, h, w] = out.shape;
@@ -158,6 +213,7 @@ function syncSliders() {
 function strip(id, outputs) {
   const box = document.getElementById(id);
   box.innerHTML = "";
+  if (outputs.length && outputs[0].columns) { tableStrip(box, outputs); return; }
   for (const o of outputs) {
     const c = document.createElement("canvas");
     c.width = 112; c.height = 112;
