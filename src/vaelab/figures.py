@@ -30,21 +30,39 @@ class FigureSpec:
     how_to_read: str
     build: Callable[[Run], Figure | None]
     order: int = 100
+    late: bool = False
+    """Drawn after the others: it waits for work done in vaelab's worker process."""
 
 
 FIGURES: list[FigureSpec] = []
 
 
-def register_figure(name: str, title: str, how_to_read: str, order: int = 100):
-    """Decorator adding a run-level figure builder (returns None when it does not apply)."""
+def register_figure(name: str, title: str, how_to_read: str, order: int = 100,
+                    late: bool = False):
+    """Decorator adding a run-level figure builder (returns None when it does not apply).
+
+    ``order`` places it in the report; ``late`` draws it after the others, for a builder that
+    waits on the worker (``vaelab.worker``: the GMM fit, the t-SNE map) so that the other
+    figures are drawn meanwhile."""
 
     def deco(fn: Callable[[Run], Figure | None]) -> Callable[[Run], Figure | None]:
         FIGURES[:] = [f for f in FIGURES if f.name != name]
-        FIGURES.append(FigureSpec(name, title, how_to_read, fn, order))
+        FIGURES.append(FigureSpec(name, title, how_to_read, fn, order, late))
         FIGURES.sort(key=lambda f: f.order)
         return fn
 
     return deco
+
+
+def start_background(run: Run) -> None:
+    """Start the figures' work that runs in vaelab's worker process (the t-SNE map) now, so it
+    overlaps with the metrics and the other figures."""
+    codes = _tsne_codes(run)
+    if codes is not None:
+        from vaelab import worker
+
+        run.__dict__.setdefault("_pending", {})["tsne"] = worker.submit(
+            "tsne", codes[0], run.config.train.seed)
 
 
 def display_range(run: Run) -> tuple[float, float]:
@@ -158,7 +176,7 @@ def _samples(run: Run) -> Figure:
     "Decoder means for codes drawn from a Gaussian mixture fitted to the training codes "
     "(vaelab.samplers; components chosen on the validation codes). Better than the prior "
     "samples beside them means the codes do not fill the prior: it has holes or wrong shape.",
-    order=31,
+    order=31, late=True,
 )
 def _samples_gmm(run: Run) -> Figure:
     from vaelab.samplers import load_sampler
@@ -227,7 +245,7 @@ def render_figures(run: Run, names: list[str] | None = None) -> list[Path]:
     index_path = folder / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
     written: list[Path] = []
-    for spec in FIGURES:
+    for spec in sorted(FIGURES, key=lambda f: f.late):  # stable: report order otherwise
         if names is not None and spec.name not in names:
             continue
         fig = spec.build(run)
@@ -260,26 +278,42 @@ def _active_note(run: Run) -> str | None:
             "of a dimension's posterior mean > 0.01)")
 
 
-TSNE_POINTS = 2000
+TSNE_POINTS = 1500
+"""Test codes a t-SNE map shows at most (a seeded subset; the figure's title says how many)."""
+
+
+def _tsne_codes(run: Run) -> tuple[np.ndarray, np.ndarray | None] | None:
+    """The codes (and labels) the t-SNE map is made of, or None for latents of 2-D or less."""
+    from vaelab.evaluate.metrics import subset_rows
+
+    lat = run.latents()
+    mu = lat["mu"]
+    if mu.shape[1] <= 2 or len(mu) < 3:
+        return None
+    pick = subset_rows(len(mu), TSNE_POINTS, run.config.train.seed)
+    y = lat.get("y")
+    return mu[pick], None if y is None else y[pick]
 
 
 @register_figure(
     "latent_tsne", "Latent space (t-SNE)",
-    "A t-SNE map of the latent means, shown when the latent is wider than 2-D (at most 2,000 "
-    "test points). t-SNE keeps neighbourhoods, not distances: judge which labels mix, not how "
-    "far apart clusters are.",
-    order=41,
+    "A t-SNE map of the latent means, shown when the latent is wider than 2-D (at most 1,500 "
+    "test points, a seeded subset). t-SNE keeps neighbourhoods, not distances: judge which "
+    "labels mix, not how far apart clusters are.",
+    order=41, late=True,
 )
 def _tsne(run: Run) -> Figure | None:
-    lat = run.latents()
-    mu = lat["mu"]
-    if mu.shape[1] <= 2:
+    from vaelab import worker
+    from vaelab.plots.latent import tsne_title
+
+    codes = _tsne_codes(run)
+    if codes is None:
         return None
-    pick = np.arange(min(len(mu), TSNE_POINTS))
-    y = lat.get("y")
-    return add_note(plots.latent_scatter(mu[pick], None if y is None else y[pick],
-                                         run.data.label_names, method="tsne",
-                                         seed=run.config.train.seed), _label_note(run))
+    mu, y = codes
+    pending = run.__dict__.get("_pending", {}).pop("tsne", None)
+    points = (pending or worker.submit("tsne", mu, run.config.train.seed)).result()
+    return add_note(plots.latent_scatter(mu, y, run.data.label_names,
+                                         coords=(points, tsne_title(mu))), _label_note(run))
 
 
 @register_figure(

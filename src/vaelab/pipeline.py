@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +230,10 @@ def train(
 
     from vaelab.train.callbacks import default_callbacks
 
+    if dinfo.is_main:  # the worker imports scikit-learn while the model trains
+        from vaelab import worker
+
+        worker.warm()
     with graceful_sigint(say) as stop:
         try:
             trackers.start(work)
@@ -363,21 +368,27 @@ def _save_partial(trainer: Trainer, work: Path, exc: BaseException, say: Log) ->
 
 
 def evaluate_run(run: Run, extra: dict[str, Any] | None = None, *,
-                 iwae_k: int | None = None, log: Log | None = None) -> dict[str, Any]:
+                 iwae_k: int | None = None, iwae_rows: int | None = None,
+                 log: Log | None = None,
+                 on_latents: Callable[[Run], None] | None = None) -> dict[str, Any]:
     """Compute every test metric and the diagnostics; write metrics.json (keeps other keys).
 
-    ``iwae_k`` importance samples for the IWAE estimate (default: the run's ``eval_k``; 0
-    skips it). The test latents (latents.npz) are re-encoded, so a resumed run never reuses
-    the codes of its earlier weights.
+    ``iwae_k`` importance samples for the IWAE estimate on the first ``iwae_rows`` test rows
+    (defaults: the run's ``eval_k`` and ``eval_rows``; K 0 skips it, rows 0 takes all). The
+    test latents (latents.npz) are re-encoded, so a resumed run never reuses the codes of its
+    earlier weights. ``on_latents(run)`` is called as soon as they are (to start work that
+    needs them in the background).
     """
     from vaelab.evaluate.diagnostics import diagnose
     from vaelab.evaluate.full import compute_metrics
 
     k = run.config.train.eval_k if iwae_k is None else iwae_k
+    rows = run.config.train.eval_rows if iwae_rows is None else iwae_rows
     metrics = dict(run.metrics)
     (run.path / "latents.npz").unlink(missing_ok=True)
-    test = compute_metrics(run, iwae_k=k, seed=run.config.train.seed,
-                           log=log or (lambda m: None))
+    run.__dict__.pop("_pending", None)  # background work started for earlier weights
+    test = compute_metrics(run, iwae_k=k, iwae_rows=rows, seed=run.config.train.seed,
+                           log=log or (lambda m: None), on_latents=on_latents)
     metrics["test"] = test
     if run.model.spec.columns is not None:  # a table by column: each column's own terms
         from vaelab.evaluate.columns import column_metrics
@@ -448,28 +459,44 @@ def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = Tr
     error and the commands that redo what is missing (``vaelab.status``); the model and every
     file already written stay.
     """
-    from vaelab.figures import render_figures
+    from vaelab.figures import render_figures, start_background
     from vaelab.status import mark_finish_failed
 
     info = {"epochs": state_info["epochs_run"], "best_epoch": state_info["best_epoch"]}
     step = "evaluate"
     try:
-        t0 = time.perf_counter()
-        metrics = evaluate_run(run, {"training": state_info})
-        for line in summary_lines(metrics):
-            log(line)
-        log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}; evaluated in "
-            f"{time.perf_counter() - t0:.1f} s")
-        step = "plot"
-        figures = render_figures(run)
-        log(f"figures: {len(figures)} in {run.path / 'figures'}")
-        step = "report"
-        # the result is complete: the report states it as finished
-        write_status(run.path, "finished", **info)
-        if report:
-            from vaelab.report import write_report
+        with cores_beside_worker():
+            t0 = time.perf_counter()
+            metrics = evaluate_run(run, {"training": state_info}, on_latents=start_background)
+            for line in summary_lines(metrics):
+                log(line)
+            log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}; "
+                f"evaluated in {time.perf_counter() - t0:.1f} s")
+            step = "plot"
+            figures = render_figures(run)
+            log(f"figures: {len(figures)} in {run.path / 'figures'}")
+            step = "report"
+            # the result is complete: the report states it as finished
+            write_status(run.path, "finished", **info)
+            if report:
+                from vaelab.report import write_report
 
-            path = write_report(run)
-            log(f"report: {path}")
+                path = write_report(run)
+                log(f"report: {path}")
     except Exception as exc:
         raise RunFailed(mark_finish_failed(run.path, step, exc, **info)) from exc
+
+
+@contextlib.contextmanager
+def cores_beside_worker() -> Iterator[None]:
+    """One torch thread fewer while vaelab's worker process computes beside this one (two
+    threads on two busy cores wait on each other: 2-4x slower small matrix products)."""
+    from vaelab import worker
+
+    n = torch.get_num_threads()
+    if n > 1 and worker.active():
+        torch.set_num_threads(n - 1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)

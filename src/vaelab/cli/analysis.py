@@ -51,17 +51,22 @@ def register(group: click.Group) -> None:
     @group.command()
     @RUN
     @click.option("--iwae-k", default=1000, show_default=True, help="Importance samples (K).")
-    def evaluate(run_dir: str, iwae_k: int) -> None:
+    @click.option("--iwae-rows", default=0, show_default=True,
+                  help="Test rows for the IWAE estimate (0 = all; training's default is the "
+                       "first 1,000).")
+    def evaluate(run_dir: str, iwae_k: int, iwae_rows: int) -> None:
         """Recompute the test metrics (IWAE with K samples) and diagnostics into metrics.json."""
         from vaelab.pipeline import evaluate_run, summary_lines
 
         if iwae_k < 0:
             raise click.BadParameter("must be 0 or more", param_hint="--iwae-k")
+        if iwae_rows < 0:
+            raise click.BadParameter("must be 0 or more", param_hint="--iwae-rows")
         from vaelab.status import redo_step
 
         run = _open(run_dir)
         with redo_step(run.path, "evaluate"):
-            metrics = evaluate_run(run, iwae_k=iwae_k)
+            metrics = evaluate_run(run, iwae_k=iwae_k, iwae_rows=iwae_rows)
         for line in summary_lines(metrics):
             click.echo(line)
         click.echo(f"wrote {run.path / 'metrics.json'}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -10,8 +11,13 @@ import numpy as np
 import torch
 
 from vaelab.evaluate.iwae import KSampleBounds, importance_bounds
-from vaelab.evaluate.latent_metrics import active_units, label_structure, pca_share
-from vaelab.evaluate.metrics import elbo_metrics, encode_dataset, standard_error
+from vaelab.evaluate.latent_metrics import (
+    LABEL_TRAIN_ROWS,
+    active_units,
+    label_structure,
+    pca_share,
+)
+from vaelab.evaluate.metrics import elbo_metrics, encode_subset, standard_error
 
 if TYPE_CHECKING:
     from vaelab.run import Run
@@ -52,19 +58,28 @@ def k_sample_metrics(bounds: KSampleBounds) -> dict[str, float]:
             "iwae_gap": float(gap.mean()), "iwae_gap_se": standard_error(gap)}
 
 
-def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = True,
-                    iwae_max_n: int = 10000, log=lambda msg: None) -> dict[str, Any]:
+def compute_metrics(run: Run, *, iwae_k: int = 100, iwae_rows: int | None = None, seed: int = 0,
+                    fid: bool = True, log=lambda msg: None,
+                    on_latents: Callable[[Run], None] | None = None) -> dict[str, Any]:
     """Every metric of the test split, in nats per example where it is a log-likelihood.
 
     ``neg_elbo`` is the single-sample estimate over the whole test split. The K-sample pair
     ``neg_elbo_k`` / ``iwae_nll`` comes from the same ``iwae_k`` posterior samples of each of
-    the first ``iwae_max_n`` test examples (``iwae_n``), so iwae_nll <= neg_elbo_k by
-    construction; see ``k_sample_metrics``.
+    the first ``iwae_rows`` test examples (None or 0: all of them; ``iwae_n`` says how many),
+    so iwae_nll <= neg_elbo_k by construction; see ``k_sample_metrics``. The GMM sampler is
+    fitted in vaelab's worker process meanwhile (``samplers.start_fit``); ``on_latents(run)``
+    is called once the test codes are encoded.
     """
+    from vaelab.samplers import start_fit
+
     model = run.model
     data = run.data
     test = data.test
     t0 = time.perf_counter()
+    lat = run.latents()  # the test codes first: later steps and figures read them
+    if on_latents is not None:
+        on_latents(run)
+    start_fit(run)  # the GMM sampler's fit runs in the worker while the metrics below run here
     m: dict[str, Any] = {}
     base = elbo_metrics(model, test.x, test.y, seed=seed)
     if model.variational:
@@ -74,23 +89,22 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, seed: int = 0, fid: bool = T
                   "likelihood": base["likelihood"]})
     m.update(reconstruction_metrics(run, test.x, test.y))
     if model.variational and iwae_k > 0:
-        n_iw = min(len(test), iwae_max_n)
+        n_iw = len(test) if not iwae_rows else min(len(test), iwae_rows)
         bounds = importance_bounds(model, test.x[:n_iw],
                                    None if test.y is None else test.y[:n_iw], k=iwae_k,
                                    seed=seed)
         m.update(k_sample_metrics(bounds))
         m["iwae_k"] = iwae_k
         m["iwae_n"] = n_iw
-    lat = run.latents()
     au, _ = active_units(lat["mu"])
     m["active_units"] = au
     m["latent_dim"] = int(lat["mu"].shape[1])
     if lat["mu"].shape[1] >= 2:
         m["pca2_variance_share"] = pca_share(lat["mu"], 2)
     if test.y is not None and data.train.y is not None:
-        n_train = min(len(data.train), 20000)
-        z_train, _ = encode_dataset(model, data.train.x[:n_train], data.train.y[:n_train])
-        m.update(label_structure(z_train, data.train.y[:n_train], lat["mu"], test.y, seed))
+        z_train, y_train = encode_subset(model, data.train.x, data.train.y, LABEL_TRAIN_ROWS,
+                                         seed)
+        m.update(label_structure(z_train, y_train, lat["mu"], test.y, seed))
         if fid and test.x.ndim == 4:
             m.update(fid_metric(run, seed, samplers=("prior", "gmm")))
             if model.label_conditioned:  # does it generate the class asked for?

@@ -100,3 +100,28 @@ def encode_dataset(
             lvs.append(lv.float().cpu().numpy())
     mu_all = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
     return mu_all, (np.concatenate(lvs) if lvs else None)
+
+
+def subset_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    """Every row index, or a seeded sorted subset of ``limit`` of them."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
+
+
+def encode_subset(model: BaseModel, x: np.ndarray, y: np.ndarray | None, limit: int,
+                  seed: int = 0, block: int = 1024
+                  ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means of a seeded subset of at most ``limit`` rows (all rows when there are
+    fewer) and their labels, read a block at a time (a streamed split never loads whole)."""
+    rows = subset_rows(len(x), limit, seed)
+    if len(rows) == len(x):
+        return encode_dataset(model, x, y)[0], None if y is None else np.asarray(y)
+    mus, ys = [], []
+    for start in range(0, len(rows), block):
+        r = rows[start : start + block]
+        yb = None if y is None else np.asarray(y[r])
+        mus.append(encode_dataset(model, np.asarray(x[r]), yb)[0])
+        if yb is not None:
+            ys.append(yb)
+    return np.concatenate(mus), (np.concatenate(ys) if ys else None)

@@ -39,24 +39,33 @@ def manifold_grid(images: np.ndarray, values: np.ndarray,
 
 
 def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
-               value_range: tuple[float, float], variances: np.ndarray | None = None
-               ) -> Figure:
-    """One row per latent dimension: the decoded mean code with that dimension swept."""
-    steps = len(values)
-    rows = len(dims)
-    fig = new_figure(max(6.0, 0.75 * steps + 1.2), 0.75 * rows + 1.0)
-    axes = fig.subplots(rows, 1, squeeze=False)[:, 0]
-    for r, (ax, d) in enumerate(zip(axes, dims, strict=True)):
-        show_image(ax, _grid_image(images[r * steps : (r + 1) * steps], steps, *value_range))
-        label = f"z{d + 1}"
-        if variances is not None:
-            label += f"\nvar {variances[d]:.2f}"
-        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
-    axes[-1].set_xticks(
-        [(i + 0.5) * images.shape[-1] for i in range(steps)],
-        [f"{v:.1f}" for v in values], fontsize=7)
-    axes[-1].set_xlabel("value of the swept dimension (others at the mean code)")
-    fig.suptitle("latent traversals: one row per dimension (label: dimension, variance of its "
+               value_range: tuple[float, float], variances: np.ndarray | None = None,
+               row_labels: list[str] | None = None) -> Figure:
+    """One row per latent dimension: the decoded mean code with that dimension swept.
+
+    Drawn as one image in one axes (rows apart by a white gap), labelled ``z<d>`` with the
+    variance of its posterior mean, or with ``row_labels`` when given."""
+    steps, rows = len(values), len(dims)
+    h, w = images.shape[-2:]
+    gap = max(1, h // 6)
+    canvas = tile(unit_range(images, *value_range), steps, pad=0)
+    strips = [canvas[r * h : (r + 1) * h] for r in range(rows)]
+    blank = np.ones((gap, *canvas.shape[1:]), dtype=canvas.dtype)
+    stacked = np.concatenate([part for strip in strips for part in (strip, blank)][:-1])
+    fig = new_figure(max(6.0, 0.75 * steps + 1.4), 0.75 * rows + 1.0)
+    ax = fig.subplots()
+    show_image(ax, stacked)
+    labels = row_labels or [
+        f"z{d + 1}" + (f"\nvar {variances[d]:.2f}" if variances is not None else "")
+        for d in dims]
+    ax.set_yticks([r * (h + gap) + h / 2 - 0.5 for r in range(rows)], labels, fontsize=8)
+    ax.set_xticks([(i + 0.5) * w - 0.5 for i in range(steps)], [f"{v:.1f}" for v in values],
+                  fontsize=7)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    ax.set_xlabel("value of the swept dimension (others at the mean code)")
+    ax.set_title("latent traversals: one row per dimension (label: dimension, variance of its "
                  "posterior mean)", fontsize=10)
     return fig
 
@@ -66,8 +75,8 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
     d = min(mu.shape[1], max_dims)
     cols = min(5, d)
     rows = math.ceil(d / cols)
-    fig = new_figure(3.0 * cols, 2.5 * rows + 0.4)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False)).ravel()
+    fig = new_figure(3.0 * cols, 2.3 * rows + 0.5)
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, sharex=True)).ravel()
     grid = np.linspace(-4, 4, 200)
     density = np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
     for i, ax in enumerate(axes):
@@ -78,13 +87,17 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
         counts, edges = np.histogram(v, bins=40, range=(-4, 4), density=True)
         ax.stairs(counts, edges, fill=True, color="C0", alpha=0.7)  # one artist, not 40 bars
         ax.plot(grid, density, color="C3", lw=1.2, label="N(0, 1)")
-        ax.set_title(f"z{i + 1}", fontsize=9)
+        ax.set_title(f"z{i + 1}", fontsize=9, pad=2)
         ax.text(0.02, 0.97, f"mean {v.mean():.2f}\nstd {v.std():.2f}\nmin {v.min():.2f}\n"
                             f"max {v.max():.2f}", transform=ax.transAxes, fontsize=7,
                 va="top", family="monospace")
+    axes[0].set_xticks([-4, -2, 0, 2, 4])
+    for ax in axes:  # each panel its own height (a collapsed spike must not flatten the rest);
+        ax.set_yticks([])  # the red N(0, 1) curve is the scale
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("posterior means per dimension vs the N(0, 1) prior", fontsize=11)
+    fig.suptitle("posterior means per dimension vs the N(0, 1) prior (values outside [-4, 4] "
+                 "are off the plot; min / max say where)", fontsize=11)
     return fig
 
 

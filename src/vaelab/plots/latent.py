@@ -6,6 +6,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from vaelab.plots.common import LABEL_CMAP, new_figure
+from vaelab.projection import pca_2d, tsne_2d
 
 
 def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.ndarray, str]:
@@ -15,24 +16,23 @@ def project_2d(z: np.ndarray, method: str = "pca", seed: int = 0) -> tuple[np.nd
     if z.shape[1] == 2:
         return z, "latent means (2-D, no projection)"
     if method == "tsne":
-        from sklearn.manifold import TSNE
+        return tsne_2d(z, seed), tsne_title(z)
+    pts, share = pca_2d(z)
+    return pts, f"PCA of the {z.shape[1]}-D latent means ({share:.0%} of variance)"
 
-        perp = float(min(30, max(5, (len(z) - 1) // 3)))
-        out = TSNE(n_components=2, random_state=seed, perplexity=perp, init="pca",
-                   max_iter=500).fit_transform(z)  # 250 exaggerated + 250 plain steps
-        return out, f"t-SNE of the {z.shape[1]}-D latent means"
-    from sklearn.decomposition import PCA
 
-    pca = PCA(n_components=2, random_state=seed).fit(z)
-    share = float(pca.explained_variance_ratio_.sum())
-    return pca.transform(z), f"PCA of the {z.shape[1]}-D latent means ({share:.0%} of variance)"
+def tsne_title(z: np.ndarray) -> str:
+    return f"t-SNE of the {z.shape[1]}-D latent means ({len(z):,} test codes)"
 
 
 def latent_scatter(z: np.ndarray, labels: np.ndarray | None = None,
                    label_names: list[str] | None = None, method: str = "pca",
-                   seed: int = 0) -> Figure:
-    """Scatter of the latent means (projected when wider than 2), coloured by label."""
-    pts, how = project_2d(z, method, seed)
+                   seed: int = 0, coords: tuple[np.ndarray, str] | None = None) -> Figure:
+    """Scatter of the latent means (projected when wider than 2), coloured by label.
+
+    ``coords``: 2-D coordinates computed elsewhere (a t-SNE from vaelab's worker) and their
+    description, instead of projecting ``z`` here."""
+    pts, how = coords if coords is not None else project_2d(z, method, seed)
     fig = new_figure(6.2, 5.2)
     ax = fig.subplots()
     if labels is not None and (labels >= 0).any():

@@ -40,6 +40,9 @@ class TrainConfig:
     """On a CUDA GPU, capture the training step in a CUDA graph (eager if it cannot be)."""
     eval_k: int = 100
     """Importance samples for the test log-likelihood (IWAE) estimate after training; 0 skips."""
+    eval_rows: int = 1000
+    """The first test rows that estimate uses (0 = all); metrics.json states the count and the
+    standard error; `vaelab evaluate RUN --iwae-k 1000` measures every row."""
     fused_step: bool = True
     """Use the hand-written step for plain MLP VAEs (same gradients as autograd, faster)."""
     sample_every_epoch: bool = False

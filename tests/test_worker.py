@@ -1,0 +1,61 @@
+"""vaelab's worker process (vaelab.worker): tasks run in another process, give the same results
+as inline, report errors where the result is used, and fall back inline when it is gone."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from vaelab import worker
+from vaelab.samplers import fit_gmm_arrays
+
+
+def _blobs(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = np.array([[-4.0, 0.0], [4.0, 0.0], [0.0, 5.0]])
+    return centres[rng.integers(0, 3, n)] + rng.normal(0, 0.5, (n, 2))
+
+
+def test_tasks_run_in_another_process_with_inline_results():
+    w = worker.Worker()
+    try:
+        assert w.submit("ping").result(timeout=60) not in (os.getpid(), None)
+        train, val = _blobs(600, 0), _blobs(200, 1)
+        far = w.submit("gmm", train, val, 0, (1, 3))
+        weights, means, covs, info = far.result(timeout=60)
+        inline = fit_gmm_arrays(train, val, 0, (1, 3))
+        assert info["k"] == inline[3]["k"] == 3
+        np.testing.assert_allclose(means, inline[1])
+        np.testing.assert_allclose(covs, inline[2])
+        points = w.submit("tsne", np.random.default_rng(0).normal(size=(60, 5)), 0)
+        assert points.result(timeout=60).shape == (60, 2)
+    finally:
+        w.close()
+    assert w.proc.poll() is not None  # closing ends the child
+
+
+def test_an_error_in_a_task_is_raised_where_the_result_is_read():
+    w = worker.Worker()
+    try:
+        bad = w.submit("gmm", np.zeros((1, 2)), None, 0, (1,))  # one code cannot be fitted
+        with pytest.raises(RuntimeError, match="gmm failed in the vaelab worker"):
+            bad.result(timeout=60)
+        assert w.submit("ping").result(timeout=60) != os.getpid()  # it keeps serving
+    finally:
+        w.close()
+
+
+def test_a_dead_worker_falls_back_to_inline():
+    w = worker.Worker()
+    w.proc.kill()
+    w.proc.wait()
+    fut = w.submit("ping")
+    assert fut.result(timeout=60) == os.getpid()  # ran here
+
+
+def test_disabled_worker_runs_inline(monkeypatch):
+    monkeypatch.setenv(worker.DISABLE_ENV, "1")
+    assert worker.get_worker() is None
+    assert worker.submit("ping").result() == os.getpid()
