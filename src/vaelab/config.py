@@ -235,7 +235,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "arch": ("mlp", "conv"),
     "likelihood": ("auto", "bernoulli", "gaussian", "gaussian-learned", "mixed"),
     "noise": ("gaussian", "mask"),
-    "lr_schedule": ("constant", "step", "exponential", "cosine"),
+    "lr_schedule": ("auto", "constant", "step", "exponential", "cosine"),
     "precision": ("fp32", "bf16"),
 }
 
@@ -268,6 +268,16 @@ def validate(cfg: Config) -> None:
     for name, ok, what in checks:
         if not ok:
             raise ConfigError(f"option '{name}' must be {what}; fix it in the flag or config file.")
+    if cfg.train.time_budget is not None:
+        from vaelab.train.config import parse_duration
+
+        try:
+            parse_duration(cfg.train.time_budget)
+        except ValueError:
+            raise ConfigError(
+                f"option 'time_budget' got {cfg.train.time_budget!r}; give a positive duration "
+                "such as 90s, 5m, 1h30m or a number of seconds."
+            ) from None
     if cfg.data.val_fraction + cfg.data.test_fraction >= 1:
         raise ConfigError(
             "options 'val_fraction' + 'test_fraction' must add up to less than 1."

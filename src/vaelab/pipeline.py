@@ -93,8 +93,8 @@ def swap_into_place(work: Path, final: Path) -> None:
 REPLACES = "REPLACES"  # in a --force replacement: the run folder it replaces when finished
 
 
-RESUME_OPTIONS = {"epochs", "patience", "min_delta", "progress", "device", "threads",
-                  "sample_every_epoch"}
+RESUME_OPTIONS = {"epochs", "time_budget", "patience", "min_delta", "progress", "device",
+                  "threads", "sample_every_epoch"}
 
 
 def resume_config(run_dir: Path, overrides: dict[str, Any]) -> Config:
@@ -290,6 +290,7 @@ def train(
             "stop_reason": state.stop_reason,
             "train_seconds": elapsed,
             "resumed": checkpoint is not None,
+            **(trainer.budget.summary() if trainer.budget is not None else {}),
             **dist_info,
         }, log=say, report=report)
     except KeyboardInterrupt as exc:  # training is done; evaluation / figures can be redone

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,10 +14,12 @@ class TrainConfig:
     """How to optimise: the options users know from Keras `fit` and the PyTorch examples."""
 
     epochs: int = 50
+    """Training epochs (with --time-budget: as many as the budget buys, this setting ignored)."""
     batch_size: int = 128
     lr: float = 1e-3
-    lr_schedule: str = "constant"
-    """constant, step, exponential or cosine."""
+    lr_schedule: str = "auto"
+    """auto (constant; cosine over the budget with --time-budget), constant, step, exponential
+    or cosine."""
     lr_step_size: int = 10
     """Epochs between decays of the step schedule."""
     lr_gamma: float = 0.5
@@ -24,6 +27,9 @@ class TrainConfig:
     lr_min: float = 0.0
     """Floor of the cosine schedule."""
     weight_decay: float = 0.0
+    time_budget: str | None = None
+    """Train until this much time is spent (90s, 5m, 1h30m, or seconds), stopping at an epoch
+    boundary that does not overrun it; the cosine schedule then spans the budget."""
     patience: int | None = None
     """Stop when validation loss has not improved for this many epochs."""
     min_delta: float = 0.0
@@ -65,3 +71,22 @@ class TrainConfig:
                 )
             value = list(dict.fromkeys(value))
         super().__setattr__(name, value)
+
+
+_DURATION = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*h)?\s*(?:(\d+(?:\.\d+)?)\s*m(?:in)?)?\s*"
+                       r"(?:(\d+(?:\.\d+)?)\s*s?)?\s*$", re.IGNORECASE)
+
+
+def parse_duration(text: str | float | int) -> float:
+    """Seconds in a duration such as ``90``, ``90s``, ``5m``, ``1h30m`` or ``2.5min``."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        m = _DURATION.match(str(text))
+        if not m or not any(m.groups()):
+            raise ValueError(text)
+        h, mi, sec = (float(g) if g else 0.0 for g in m.groups())
+        seconds = 3600 * h + 60 * mi + sec
+    if not seconds > 0:
+        raise ValueError(text)
+    return seconds

@@ -16,11 +16,12 @@ of the last phase on top of the best of the earlier ones. Checkpoints record the
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -28,8 +29,12 @@ from torch import Tensor
 
 from vaelab.errors import TrainingError
 from vaelab.models import BaseModel
+from vaelab.train.budget import TimeBudget
 from vaelab.train.config import TrainConfig
 from vaelab.train.schedules import kl_warmup_factor, lr_factor
+
+if TYPE_CHECKING:
+    from vaelab.models.base import TrainingPhase
 
 EpochCallback = Callable[["Trainer", int, dict[str, Any]], None]
 
@@ -132,6 +137,8 @@ class Trainer:
         self.last_epoch_steps: Tensor | None = None
         """The last epoch's per-step loss parts (steps x [loss, recon, kl, *extras], on the
         device) while the epoch callbacks run; trackers read it once per epoch."""
+        self.budget = TimeBudget.from_config(cfg)
+        """``--time-budget``: how much is spent and whether the next epoch fits."""
         self.phases = model.phases()
         self.enter_phase(0, 0)
 
@@ -150,16 +157,25 @@ class Trainer:
             distributed.install_grad_allreduce(self.optimizer)
         sched_cfg = cfg if phase.epochs is None else replace(cfg, epochs=phase.epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda e: lr_factor(sched_cfg, e)
+            self.optimizer, lambda e: lr_factor(sched_cfg, e, self._budget_progress(phase))
         )
         self._phase_loss = phase.loss
         self._loss_fn = phase.loss
         self._step_fn = self._choose_step()
 
     def phase_epochs(self, index: int) -> int:
-        """Epochs of phase ``index``: its own count, or the run's ``epochs``."""
+        """Epochs of phase ``index``: its own count, or the run's ``epochs`` (unbounded with a
+        time budget, which then decides)."""
         n = self.phases[index].epochs
+        if n is None and self.budget is not None:
+            return sys.maxsize - self.phase_start
         return self.cfg.epochs if n is None else n
+
+    def _budget_progress(self, phase: TrainingPhase) -> float | None:
+        """Share of the time budget spent, for a phase that the budget governs."""
+        if self.budget is None or phase.epochs is not None:
+            return None
+        return self.budget.progress
 
     def _choose_step(self) -> Callable[[Tensor, Tensor | None], Tensor]:
         """The fused MLP-VAE step when it applies, else autograd (optionally compiled)."""
@@ -301,6 +317,8 @@ class Trainer:
 
             start_epoch = load_checkpoint(self, resume_from)
             apply_rng(self)
+            if self.budget is not None:  # what earlier sessions spent counts
+                self.budget = TimeBudget.from_config(cfg, self.state.history)
             if self.partial is None and start_epoch > self.phase_start \
                     and self._should_stop(start_epoch - 1):
                 stopped = True  # the run (or this phase) had already stopped early
@@ -318,6 +336,8 @@ class Trainer:
                 end = self.phase_start + self.phase_epochs(self.phase_index)
                 requested: StopTraining | None = None
                 while not stopped and epoch < end:
+                    if self._budget_spent():
+                        break
                     try:
                         self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
                     except StopTraining as exc:  # raised by a callback once the epoch is done
@@ -340,6 +360,11 @@ class Trainer:
                             f"not improved for {cfg.patience} epochs (best epoch "
                             f"{self.state.best_epoch})"
                         )
+                budget_hit = self.state.stop_reason == "time budget"  # set by _budget_spent
+                if budget_hit:
+                    self.state.stop_reason = self.budget.stop_reason()  # type: ignore[union-attr]
+                    self.log(f"phase '{self.phases[self.phase_index].name}' stops after epoch "
+                             f"{epoch}: {self.state.stop_reason}")
                 if requested is not None:
                     self.state.stopped_early = True
                     self.state.stop_reason = str(requested) or "stopped by a callback"
@@ -347,7 +372,7 @@ class Trainer:
                     break
                 if self.phase_index == len(self.phases) - 1:
                     self.state.stopped_early = stopped
-                    if not stopped:
+                    if not stopped and not budget_hit:
                         self.state.stop_reason = None
                     break
                 self._next_phase(epoch, x, y, bs)
@@ -427,6 +452,9 @@ class Trainer:
         row["time_s"] = train_time
         if len(self.phases) > 1:
             row["phase"] = self.phases[self.phase_index].name
+        if self._budget_progress(self.phases[self.phase_index]) is not None:
+            # training + validation: what an epoch costs the budget
+            row["wall_s"] = self.budget.add(time.perf_counter() - t0)  # type: ignore[union-attr]
         self.scheduler.step()
         if monitor < self.state.best_val - cfg.min_delta:
             self.state.best_val = monitor
@@ -478,6 +506,14 @@ class Trainer:
             raise Interrupted(epoch + 1, step, saved=True)
         raise Interrupted(epoch + 1, step)
 
+    def _budget_spent(self) -> bool:
+        """Whether the time budget ends training before the next epoch of this phase."""
+        if self.budget is None or self.phases[self.phase_index].epochs is not None \
+                or self.budget.next_fits():
+            return False
+        self.state.stop_reason = "time budget"
+        return True
+
     def _should_stop(self, epoch: int) -> bool:
         p = self.cfg.patience
         return p is not None and (epoch + 1) - self.state.best_epoch >= p
@@ -487,6 +523,11 @@ class Trainer:
             return None
         from tqdm.auto import tqdm
 
+        if self.budget is not None:  # the budget decides how many steps: no total to show
+            from vaelab.train.budget import format_duration
+
+            return tqdm(total=None, unit="step", dynamic_ncols=True, leave=True,
+                        desc=f"training (budget {format_duration(self.budget.seconds)})")
         return tqdm(total=epochs * steps, unit="step", desc="training", dynamic_ncols=True,
                     leave=True)
 

@@ -7,17 +7,33 @@ import math
 from vaelab.train.config import TrainConfig
 
 
-def lr_factor(cfg: TrainConfig, epoch: int) -> float:
-    """Multiplier of the base learning rate during 0-based ``epoch``."""
-    if cfg.lr_schedule == "constant":
+def schedule_name(cfg: TrainConfig) -> str:
+    """The schedule in use: ``auto`` is cosine with a time budget, else constant."""
+    if cfg.lr_schedule == "auto":
+        return "cosine" if cfg.time_budget else "constant"
+    return cfg.lr_schedule
+
+
+def cosine_factor(cfg: TrainConfig, progress: float) -> float:
+    """Cosine from 1 at progress 0 to lr_min / lr at progress 1."""
+    floor = cfg.lr_min / cfg.lr
+    p = min(max(progress, 0.0), 1.0)
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def lr_factor(cfg: TrainConfig, epoch: int, progress: float | None = None) -> float:
+    """Multiplier of the base learning rate during 0-based ``epoch``; with a time budget the
+    cosine schedule follows ``progress``, the share of the budget spent when it starts."""
+    name = schedule_name(cfg)
+    if name == "constant":
         return 1.0
-    if cfg.lr_schedule == "step":
+    if name == "step":
         return cfg.lr_gamma ** (epoch // max(cfg.lr_step_size, 1))
-    if cfg.lr_schedule == "exponential":
+    if name == "exponential":
         return cfg.lr_gamma**epoch
-    if cfg.lr_schedule == "cosine":
-        floor = cfg.lr_min / cfg.lr
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * epoch / max(cfg.epochs, 1)))
+    if name == "cosine":
+        return cosine_factor(cfg, progress if progress is not None
+                             else epoch / max(cfg.epochs, 1))
     raise ValueError(cfg.lr_schedule)
 
 
