@@ -145,6 +145,8 @@ def expected_figures(kind: Kind, family: str, latent: int, labels: int) -> set[s
              "latent_histograms"}
     if latent > 2:
         names.add("latent_tsne")
+    if kind.name.startswith("csv"):  # a table read by column: its per-column fit
+        names.add("column_costs")
     if kind.image:
         names |= {"interpolation", "latent_manifold" if latent == 2 else "latent_traversals"}
         if labels >= 3:
@@ -219,6 +221,8 @@ def _check_explorer(run, kind: Kind) -> None:
         c, h, w = out["shape"]
         assert c == kind.channels and len(out["data"]) == c * h * w
         assert all(0 <= v <= 1 for v in out["data"])
+    elif run.model.spec.columns is not None:  # a table by column: one entry per column
+        assert [c["name"] for c in out["columns"]] == run.data.test.feature_names
     else:
         assert len(out["values"]) == run.model.input_shape[0]
 

@@ -180,7 +180,7 @@ def build_column(name: str, cells: list[str], decimal: str, declared: str | None
         codes[[i for i, _ in observed]] = vals
         integer = bool(np.all(vals == np.round(vals)))
         # digits shown: what 95% of the cells use (not a float artefact such as 5.640000000000001)
-        dec = int(np.ceil(np.percentile([decimals_of(c) for _, c in observed], 95)))
+        dec = int(np.ceil(np.percentile([decimals_of(c, decimal) for _, c in observed], 95)))
         col = Column(name, "numeric", integer=integer, decimals=0 if integer else max(dec, 1),
                      min=float(vals.min()), max=float(vals.max()), declared=declared is not None,
                      missing=int(missing.sum()))

@@ -215,14 +215,13 @@ def format_number(value: float, decimals: int, decimal: str = ".") -> str:
     return text.replace(".", decimal) if decimal != "." else text
 
 
-def decimals_of(cell: str) -> int:
+def decimals_of(cell: str, decimal: str = ".") -> int:
     """Digits after the decimal mark in a cell as written (0 for integers, capped at 8)."""
     s = cell.strip().lower()
     if "e" in s:
         return 6
-    for mark in (",", "."):
-        if mark in s:
-            tail = s.rsplit(mark, 1)[1]
-            if tail.isdigit() and len(tail) != 3:
-                return min(len(tail), 8)
+    if decimal in s:
+        tail = s.rsplit(decimal, 1)[1]
+        if tail.isdigit():
+            return min(len(tail), 8)
     return 0

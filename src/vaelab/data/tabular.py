@@ -69,9 +69,6 @@ def read_text_table(path: str | Path, header: str = "auto", decimal: str = "auto
                 f"{path}: row {i + 1} has {len(r)} fields but row 1 has {width}; every row needs "
                 "the same number of columns (check the delimiter and quotes).")
     dec = detect_decimal(rows, delim) if decimal == "auto" else decimal
-    if dec == delim:
-        raise DataError(f"{path}: the decimal mark '{dec}' is also the delimiter; pass --decimal "
-                        ". or save the file with ';' between fields.")
 
     def numeric(cell: str) -> bool:
         return is_missing(cell) or parse_number(cell, dec) is not None
