@@ -237,6 +237,8 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "noise": ("gaussian", "mask"),
     "lr_schedule": ("auto", "constant", "step", "exponential", "cosine"),
     "precision": ("fp32", "bf16"),
+    "factor_metrics": ("auto", "full", "reduced", "off"),
+    "dip_type": ("i", "ii"),
 }
 
 

@@ -39,14 +39,31 @@ class LossParts:
 
 
 @dataclass
+class Companion:
+    """A second network trained step for step with a phase (FactorVAE's discriminator): after
+    every update of the phase's parameters the trainer runs ``zero_grad``, ``loss()``
+    (no arguments: it reads what the phase's loss just cached on the model), ``backward`` and
+    a step of its own Adam over ``parameters`` (``lr``, ``betas``, constant rate). Its weights
+    are part of the model; its optimiser state is checkpointed under ``name``."""
+
+    name: str
+    parameters: list[nn.Parameter]
+    loss: Callable[[], Tensor]
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+
+
+@dataclass
 class TrainingPhase:
     """One stage of training, read by the trainer: its own Adam over ``parameters``, minimising
-    ``loss(x, y) -> LossParts`` for ``epochs`` epochs (None = the run's ``epochs`` option)."""
+    ``loss(x, y) -> LossParts`` for ``epochs`` epochs (None = the run's ``epochs`` option).
+    ``companions`` are networks with their own optimisers stepped after each update."""
 
     name: str
     parameters: list[nn.Parameter]
     loss: Callable[[Tensor, Tensor | None], LossParts]
     epochs: int | None = None
+    companions: list[Companion] = field(default_factory=list)
 
 
 @dataclass
@@ -81,6 +98,9 @@ class BaseModel(nn.Module):
                                                      columns=spec.columns)
         self.kl_scale = 1.0
         """Set by the trainer each epoch for KL warm-up (1.0 outside training)."""
+        self.train_rows: int | None = None
+        """Rows of the training split, set by the trainer (capacity annealing counts epochs
+        with it); None for a model that was not trained in this process."""
 
     # -- the surface -------------------------------------------------------------------------
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor | None]:

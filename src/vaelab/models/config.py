@@ -10,7 +10,8 @@ class ModelConfig:
     """Everything needed to rebuild a model, stored in model.json."""
 
     model: str = "vae"
-    """Family: ae, dae, vae, iwae, cvae, guided-vae (see `vaelab models`)."""
+    """Family: ae, dae, vae, iwae, cvae, guided-vae, beta-tc-vae, factor-vae, dip-vae, ...
+    (see `vaelab models`)."""
     latent_dim: int = 2
     """Size of the code z."""
     hidden: list[int] = field(default_factory=lambda: [256, 128])
@@ -87,3 +88,28 @@ class ModelConfig:
     """vq-vae: channels of the gated PixelCNN code prior."""
     prior_layers: int = 5
     """vq-vae: gated layers of the PixelCNN code prior."""
+    capacity_max: float = 0.0
+    """vae: capacity annealing (Burgess et al. 2018) when above 0: the objective is
+    recon + beta * |KL - C| with the KL target C rising linearly from 0 to capacity_max nats
+    over capacity_epochs (use a large beta, the paper's 1000)."""
+    capacity_epochs: float = 10.0
+    """vae with capacity_max: epochs over which the KL target C rises to capacity_max."""
+    tc_alpha: float = 1.0
+    """beta-tc-vae: weight (alpha) of the index-code mutual information I(x; z); beta weighs
+    the total correlation (the paper's 6 on dSprites)."""
+    tc_gamma: float = 1.0
+    """beta-tc-vae: weight (gamma) of the dimension-wise KL sum_j KL(q(z_j) || p(z_j))."""
+    factor_gamma: float = 35.0
+    """factor-vae: weight (gamma) of the total correlation estimated by the discriminator."""
+    discriminator_hidden: list[int] | None = None
+    """factor-vae: hidden layer sizes of the discriminator on codes (default: 6 layers of
+    100 x latent_dim units, at most 1000: the paper's 6 x 1000 at latent_dim 10)."""
+    discriminator_lr: float = 1e-4
+    """factor-vae: learning rate of the discriminator's own Adam (betas 0.5, 0.9)."""
+    dip_type: str = "i"
+    """dip-vae: i (covariance of the posterior means) or ii (of the aggregate posterior)."""
+    dip_lambda_od: float = 10.0
+    """dip-vae: weight of the squared off-diagonal covariance entries, in nats."""
+    dip_lambda_d: float | None = None
+    """dip-vae: weight of the squared distance of the diagonal from 1 (default: 10 x
+    dip_lambda_od for type i, dip_lambda_od for type ii)."""

@@ -74,5 +74,5 @@ class GuidedVAE(VAE):
         label_loss = self.label_scale * label_ce
         acc = ((self.classifier(mu).argmax(1) == y).float() * known).sum() / n_known
         parts.total = parts.total + self.config.guide_weight * label_loss
-        parts.extras = {"label_loss": label_loss, "label_ce": label_ce, "label_acc": acc}
+        parts.extras.update({"label_loss": label_loss, "label_ce": label_ce, "label_acc": acc})
         return parts

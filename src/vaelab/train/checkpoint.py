@@ -15,7 +15,9 @@ continues at the next step with the same numbers as an uninterrupted run.
 state.json also records the training phase (``phase``: index into the model's ``phases()``,
 ``phase_name``, ``phase_start``: epochs done when it began); the optimiser, scheduler, best
 weights and best value stored are that phase's, so ``--resume`` re-enters it (a checkpoint
-without these keys is phase 0 from epoch 0).
+without these keys is phase 0 from epoch 0). A phase's companion networks (FactorVAE's
+discriminator) are part of the model's weights; their optimisers' tensors are stored as
+``companion.<name>.opt.*`` and their scalars under ``companions`` in state.json.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ def save_checkpoint(folder: Path, trainer: Any, epoch: int,
                         for k, v in trainer.state.best_state.items()})
     opt_t, opt_s = _optimizer_tensors(trainer.optimizer)
     tensors.update(opt_t)
+    companion_s = {}
+    for companion, opt in getattr(trainer, "companions", []):
+        c_t, companion_s[companion.name] = _optimizer_tensors(opt)
+        tensors.update({f"companion.{companion.name}.{k}": v for k, v in c_t.items()})
     tensors.update(_rng_tensors(trainer))
     if partial:
         tensors["rng.generator"] = partial["generator"].cpu()  # as at the start of the epoch
@@ -101,6 +107,7 @@ def save_checkpoint(folder: Path, trainer: Any, epoch: int,
         "scheduler": {k: v for k, v in trainer.scheduler.state_dict().items()
                       if isinstance(v, (int, float, list, str, type(None)))},
         "optimizer": opt_s,
+        "companions": companion_s,
         "numpy_rng": [np_state[0], np_state[1].tolist(), *np_state[2:]],
         "python_rng": _py_state(random.getstate()),
     }
@@ -209,38 +216,13 @@ def _restore(trainer: Any, meta: dict[str, Any], tensors: dict[str, torch.Tensor
     trainer.state.best_val = meta["best_val"]
     trainer.state.best_epoch = meta["best_epoch"]
     trainer.state.epochs_done = meta["epoch"]
-    # optimiser: rebuild its state dict from tensors + scalars
-    opt_sd = trainer.optimizer.state_dict()
-    state: dict[int, dict[str, Any]] = {}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, key = k.split(".", 2)
-            state.setdefault(int(pid), {})[key] = v
-    for k, v in meta["optimizer"]["state_scalars"].items():
-        pid, key = k.split(".", 1)
-        state.setdefault(int(pid), {})[key] = v
-    groups = opt_sd["param_groups"]
-    for g, saved in zip(groups, meta["optimizer"]["param_groups"], strict=True):
-        for key, val in saved.items():
-            if key == "params":
-                continue
-            if torch.is_tensor(g.get(key)):  # capturable Adam keeps lr in a device tensor
-                g[key].fill_(val)
-            else:
-                g[key] = val
-    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
-    live = trainer.optimizer.state
-    if live and all(p in live for p in params):
-        # a captured CUDA graph holds these exact tensors: copy values in place
-        for i, p in enumerate(params):
-            for key, val in state.get(i, {}).items():
-                cur = live[p].get(key)
-                if torch.is_tensor(cur):
-                    cur.copy_(val)
-                else:
-                    live[p][key] = val
-    else:
-        trainer.optimizer.load_state_dict({"state": state, "param_groups": groups})
+    _restore_optimizer(trainer.optimizer, meta["optimizer"], tensors, "opt.")
+    saved_companions = meta.get("companions", {})
+    for companion, opt in getattr(trainer, "companions", []):
+        if companion.name not in saved_companions:
+            raise ValueError(f"it holds no optimiser state for {companion.name!r}")
+        _restore_optimizer(opt, saved_companions[companion.name], tensors,
+                           f"companion.{companion.name}.opt.")
     trainer.scheduler.load_state_dict({**trainer.scheduler.state_dict(), **meta["scheduler"]})
     trainer.pending_rng = {
         "torch_cpu": tensors["rng.torch_cpu"],
@@ -255,6 +237,42 @@ def _restore(trainer: Any, meta: dict[str, Any], tensors: dict[str, torch.Tensor
         trainer.partial = {"step": step, "parts": tensors["partial.parts"],
                            "time_s": float(meta.get("time_s", 0.0))}
     return int(meta["epoch"])
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any],
+                       tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    """Rebuild an optimiser's state from its tensors (``prefix`` + pid.key) and scalars."""
+    opt_sd = optimizer.state_dict()
+    state: dict[int, dict[str, Any]] = {}
+    for k, v in tensors.items():
+        if k.startswith(prefix):
+            pid, key = k[len(prefix):].split(".", 1)
+            state.setdefault(int(pid), {})[key] = v
+    for k, v in saved["state_scalars"].items():
+        pid, key = k.split(".", 1)
+        state.setdefault(int(pid), {})[key] = v
+    groups = opt_sd["param_groups"]
+    for g, saved_group in zip(groups, saved["param_groups"], strict=True):
+        for key, val in saved_group.items():
+            if key == "params":
+                continue
+            if torch.is_tensor(g.get(key)):  # capturable Adam keeps lr in a device tensor
+                g[key].fill_(val)
+            else:
+                g[key] = val
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    live = optimizer.state
+    if live and all(p in live for p in params):
+        # a captured CUDA graph holds these exact tensors: copy values in place
+        for i, p in enumerate(params):
+            for key, val in state.get(i, {}).items():
+                cur = live[p].get(key)
+                if torch.is_tensor(cur):
+                    cur.copy_(val)
+                else:
+                    live[p][key] = val
+    else:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def apply_rng(trainer: Any) -> None:

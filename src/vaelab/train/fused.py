@@ -39,7 +39,7 @@ def supports(model: BaseModel) -> bool:
     """True for the plain MLP VAE with a Bernoulli or fixed-sigma Gaussian likelihood."""
     from vaelab.models.vae import VAE
 
-    if type(model) is not VAE or model.config.free_bits > 0:
+    if type(model) is not VAE or model.config.free_bits > 0 or model.config.capacity_max > 0:
         return False
     if type(model.likelihood) not in (Bernoulli, Gaussian):
         return False

@@ -151,10 +151,16 @@ class Trainer:
         self.phase_index, self.phase_start = index, start
         self._params = phase.parameters
         cfg = self.cfg
+        own = len(self.phases) > 1 or bool(phase.companions)  # the phase owns a subset
         self.optimizer = make_adam(self.model, cfg, self.device,
-                                   None if len(self.phases) == 1 else phase.parameters)
+                                   phase.parameters if own else None)
+        self.companions = [(c, torch.optim.Adam(c.parameters, lr=c.lr, betas=c.betas))
+                           for c in phase.companions]
+        """A phase's companion networks and their optimisers, stepped after each update."""
         if self.dist.active:
             distributed.install_grad_allreduce(self.optimizer)
+            for _, opt in self.companions:
+                distributed.install_grad_allreduce(opt)
         sched_cfg = cfg if phase.epochs is None else replace(cfg, epochs=phase.epochs)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda e: lr_factor(sched_cfg, e, self._budget_progress(phase))
@@ -188,7 +194,8 @@ class Trainer:
         cfg = self.cfg
         graphs = self.device.type == "cuda" and cfg.cuda_graphs
         if cfg.fused_step and not cfg.compile and not graphs and cfg.precision == "fp32" \
-                and len(self.phases) == 1 and fused.supports(self.model):
+                and len(self.phases) == 1 and not self.companions \
+                and fused.supports(self.model):
             return fused.FusedVAEStep(self.model, self.optimizer, cfg.grad_clip)
         if cfg.compile:
             self._loss_fn = torch.compile(self._phase_loss)  # forward + loss; autograd as usual
@@ -204,6 +211,12 @@ class Trainer:
         if self.cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(self._params, self.cfg.grad_clip, foreach=True)
         self.optimizer.step()
+        for companion, opt in self.companions:  # e.g. a discriminator on the codes just made
+            opt.zero_grad(set_to_none=True)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                closs = companion.loss()
+            closs.backward()
+            opt.step()
         extras = [parts.extras[k].detach() for k in self.extra_names]
         return torch.stack([parts.total.detach(), parts.recon.detach(), parts.kl.detach(),
                             *extras]).float()
@@ -217,7 +230,7 @@ class Trainer:
     def _capture(self, x: Tensor, y: Tensor | None, bs: int) -> Any:
         """A CUDA-graphed step for full batches, or None (CPU, disabled, or not capturable)."""
         if self.device.type != "cuda" or not self.cfg.cuda_graphs or len(x) < bs \
-                or self.dist.active or not isinstance(x, Tensor):
+                or self.dist.active or not isinstance(x, Tensor) or self.companions:
             return None
         from vaelab.train.cuda_graph import GraphedStep
 
@@ -292,6 +305,7 @@ class Trainer:
         vx = to_device_tensor(val_x, dev) if val_x is not None else None
         vy = to_device_tensor(val_y, dev, torch.long) if val_x is not None else None
         n = len(x)
+        self.model.train_rows = n
         bs = min(cfg.batch_size, n)
         steps = n // bs if n % bs == 1 else math.ceil(n / bs)  # never a batch of one
         if resume_from is not None:  # continue in the phase the checkpoint was taken in
