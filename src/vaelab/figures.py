@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from vaelab import plots
 from vaelab.modelio import atomic_write_text
 from vaelab.plots.common import add_note, save_figure
 
@@ -24,11 +23,34 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class Drawing:
+    """A figure as a call of a plotting function (``vaelab.plots.<module>:<function>``) on
+    plain arguments (arrays, numbers, strings) with a note under it: any process can draw it,
+    so ``render_figures`` hands some to vaelab's worker while it draws others itself."""
+
+    function: str
+    args: tuple = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    note: str | None = None
+
+    def figure(self) -> Figure:
+        import importlib
+
+        module, _, name = self.function.partition(":")
+        fig = getattr(importlib.import_module(module), name)(*self.args, **self.kwargs)
+        return add_note(fig, self.note)
+
+
+Built = Figure | Drawing | None
+"""What a figure builder returns: a Figure, a Drawing, or None when it does not apply."""
+
+
+@dataclass
 class FigureSpec:
     name: str
     title: str
     how_to_read: str
-    build: Callable[[Run], Figure | None]
+    build: Callable[[Run], Built]
     order: int = 100
     late: bool = False
     """Drawn after the others: it waits for work done in vaelab's worker process."""
@@ -45,7 +67,7 @@ def register_figure(name: str, title: str, how_to_read: str, order: int = 100,
     waits on the worker (``vaelab.worker``: the GMM fit, the t-SNE map) so that the other
     figures are drawn meanwhile."""
 
-    def deco(fn: Callable[[Run], Figure | None]) -> Callable[[Run], Figure | None]:
+    def deco(fn: Callable[[Run], Built]) -> Callable[[Run], Built]:
         FIGURES[:] = [f for f in FIGURES if f.name != name]
         FIGURES.append(FigureSpec(name, title, how_to_read, fn, order, late))
         FIGURES.sort(key=lambda f: f.order)
@@ -105,7 +127,7 @@ def _label_note(run: Run) -> str | None:
     "the dotted line marks the epoch whose weights were kept.",
     order=10,
 )
-def _curves(run: Run) -> Figure | None:
+def _curves(run: Run) -> Built:
     if not run.history:
         return None
     t = _test(run)
@@ -122,8 +144,8 @@ def _curves(run: Run) -> Figure | None:
         iw = f"IWAE NLL {t['iwae_nll']:.3f} (K={t['iwae_k']})" if "iwae_nll" in t else None
         note = _join(_fmt(t, "neg_elbo", "test negative ELBO"), iw,
                      _fmt(t, "recon_nll", "test reconstruction NLL"))
-    return add_note(plots.training_curves(run.history),
-                    note + " nats per example" if note else None)
+    return Drawing("vaelab.plots.training:training_curves", (list(run.history),),
+                   note=note + " nats per example" if note else None)
 
 
 @register_figure(
@@ -133,7 +155,7 @@ def _curves(run: Run) -> Figure | None:
     "latent.",
     order=20,
 )
-def _recons(run: Run) -> Figure:
+def _recons(run: Run) -> Built:
     if _table(run):
         return _table_figures().reconstructions(run)
     x = np.asarray(run.data.test.x[:10])
@@ -147,8 +169,9 @@ def _recons(run: Run) -> Figure:
                  _fmt(t, "binary_accuracy", "binary accuracy"),
                  f"{t['explained_variance']:.0%} of the variance explained"
                  if "explained_variance" in t else None)
-    return add_note(plots.reconstructions(pre.inverse(x), pre.inverse(rec), display_range(run),
-                                          run.data.test.feature_names), note)
+    return Drawing("vaelab.plots.images:reconstructions",
+                   (pre.inverse(x), pre.inverse(rec), display_range(run),
+                    run.data.test.feature_names), note=note)
 
 
 @register_figure(
@@ -158,7 +181,7 @@ def _recons(run: Run) -> Figure:
     "does not cover the prior.",
     order=30,
 )
-def _samples(run: Run) -> Figure:
+def _samples(run: Run) -> Built:
     if _table(run):
         return _table_figures().samples(run)
     s = run.sample(40, seed=run.config.train.seed)
@@ -167,8 +190,9 @@ def _samples(run: Run) -> Figure:
     if "frechet_distance" in t:
         note = (f"Frechet distance to {t['frechet_n']} test images {t['frechet_distance']:.2f} "
                 "(in a small classifier's 64-d features; lower is closer)")
-    return add_note(plots.samples(run.preprocessor.inverse(s), 10, display_range(run),
-                                  run.data.test.feature_names), note)
+    return Drawing("vaelab.plots.images:samples", (run.preprocessor.inverse(s), 10,
+                                                   display_range(run),
+                                                   run.data.test.feature_names), note=note)
 
 
 @register_figure(
@@ -178,7 +202,7 @@ def _samples(run: Run) -> Figure:
     "samples beside them means the codes do not fill the prior: it has holes or wrong shape.",
     order=31, late=True,
 )
-def _samples_gmm(run: Run) -> Figure:
+def _samples_gmm(run: Run) -> Built:
     from vaelab.samplers import load_sampler
 
     if _table(run):
@@ -192,14 +216,10 @@ def _samples_gmm(run: Run) -> Figure:
     if "frechet_distance_gmm" in t:
         note += (f"; Frechet distance {t['frechet_distance_gmm']:.2f} (prior samples "
                  f"{t.get('frechet_distance', float('nan')):.2f})")
-    raw = run.preprocessor.inverse(s)
     title = f"random samples, z ~ GMM on the training codes (K = {gmm.n_components})"
-    if raw.ndim == 4:
-        fig = plots.image_grid(raw, ncols=10, title=title, value_range=display_range(run))
-    else:
-        fig = plots.samples(raw, 10, display_range(run), run.data.test.feature_names)
-        fig.axes[0].set_title(f"{title}\none line per sample (raw units)", fontsize=10)
-    return add_note(fig, note)
+    return Drawing("vaelab.plots.images:samples",
+                   (run.preprocessor.inverse(s), 10, display_range(run),
+                    run.data.test.feature_names), {"title": title}, note=note)
 
 
 @register_figure(
@@ -209,10 +229,11 @@ def _samples_gmm(run: Run) -> Figure:
     "Well-separated colours mean the code carries class information without being told labels.",
     order=40,
 )
-def _scatter(run: Run) -> Figure:
+def _scatter(run: Run) -> Built:
     lat = run.latents()
-    return add_note(plots.latent_scatter(lat["mu"], lat.get("y"), run.data.label_names,
-                                         seed=run.config.train.seed), _label_note(run))
+    return Drawing("vaelab.plots.latent:latent_scatter",
+                   (lat["mu"], lat.get("y"), run.data.label_names),
+                   {"seed": run.config.train.seed}, note=_label_note(run))
 
 
 def _table(run: Run) -> bool:
@@ -239,25 +260,39 @@ def _column_costs(run: Run) -> Figure | None:
 
 
 def render_figures(run: Run, names: list[str] | None = None) -> list[Path]:
-    """Render registered figures into run.path/figures, update index.json, return the files."""
+    """Render registered figures into run.path/figures, update index.json, return the files.
+
+    A builder's :class:`Drawing` goes to vaelab's worker process whenever it is idle, and is
+    drawn here otherwise, so the two processes draw side by side."""
+    from vaelab import worker
+
     folder = run.path / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
-    written: list[Path] = []
+    done: list[tuple[FigureSpec, Path]] = []
+    away: list[tuple[FigureSpec, Path, Any]] = []
     for spec in sorted(FIGURES, key=lambda f: f.late):  # stable: report order otherwise
         if names is not None and spec.name not in names:
             continue
-        fig = spec.build(run)
-        if fig is None:
+        built = spec.build(run)
+        if built is None:
             continue
         path = folder / f"{spec.name}.png"
-        save_figure(fig, path)
+        if isinstance(built, Drawing) and worker.idle():
+            away.append((spec, path, worker.submit("draw", built.function, built.args,
+                                                   built.kwargs, built.note, str(path))))
+            continue
+        save_figure(built.figure() if isinstance(built, Drawing) else built, path)
+        done.append((spec, path))
+    for spec, path, future in away:
+        future.result()  # a drawing that failed there fails here, naming its error
+        done.append((spec, path))
+    for spec, path in sorted(done, key=lambda d: d[0].order):
         index[path.name] = {"title": spec.title, "how_to_read": spec.how_to_read,
                             "order": spec.order}
-        written.append(path)
     atomic_write_text(index_path, json.dumps(index, indent=2))
-    return written
+    return [path for _, path in sorted(done, key=lambda d: d[0].order)]
 
 
 # -- geometry of the latent space (vaelab.plots.analysis) -------------------------------------
@@ -302,7 +337,7 @@ def _tsne_codes(run: Run) -> tuple[np.ndarray, np.ndarray | None] | None:
     "labels mix, not how far apart clusters are.",
     order=41, late=True,
 )
-def _tsne(run: Run) -> Figure | None:
+def _tsne(run: Run) -> Built:
     from vaelab import worker
     from vaelab.plots.latent import tsne_title
 
@@ -312,8 +347,8 @@ def _tsne(run: Run) -> Figure | None:
     mu, y = codes
     pending = run.__dict__.get("_pending", {}).pop("tsne", None)
     points = (pending or worker.submit("tsne", mu, run.config.train.seed)).result()
-    return add_note(plots.latent_scatter(mu, y, run.data.label_names,
-                                         coords=(points, tsne_title(mu))), _label_note(run))
+    return Drawing("vaelab.plots.latent:latent_scatter", (mu, y, run.data.label_names),
+                   {"coords": (points, tsne_title(mu))}, note=_label_note(run))
 
 
 @register_figure(
@@ -323,18 +358,18 @@ def _tsne(run: Run) -> Figure | None:
     "are holes the posterior never visits.",
     order=50,
 )
-def _manifold(run: Run) -> Figure | None:
+def _manifold(run: Run) -> Built:
     from vaelab.latent import grid_codes
-    from vaelab.plots.analysis import manifold_grid
 
     if run.model.latent_dim != 2 or not _is_image(run):
         return None
     z, values = grid_codes(30, 3.0)
-    return add_note(manifold_grid(_decode_raw(run, z), values, display_range(run)),
-                    _active_note(run))
+    return Drawing(f"{ANALYSIS}:manifold_grid", (_decode_raw(run, z), values, display_range(run)),
+                   note=_active_note(run))
 
 
 MAX_TRAVERSAL_ROWS = 25
+ANALYSIS = "vaelab.plots.analysis"
 
 
 @register_figure(
@@ -344,9 +379,8 @@ MAX_TRAVERSAL_ROWS = 25
     "inactive dimensions.",
     order=51,
 )
-def _traversals(run: Run) -> Figure | None:
+def _traversals(run: Run) -> Built:
     from vaelab.latent import traverse
-    from vaelab.plots.analysis import traversals
 
     if not _is_image(run) or run.model.latent_dim <= 2:
         return None
@@ -356,8 +390,9 @@ def _traversals(run: Run) -> Figure | None:
     values = np.linspace(-3, 3, 11, dtype=np.float32)
     center = mu.mean(0)
     z = np.concatenate([traverse(center, d, values) for d in dims])
-    return add_note(traversals(_decode_raw(run, z), dims, values, display_range(run), var),
-                    _active_note(run))
+    return Drawing(f"{ANALYSIS}:traversals",
+                   (_decode_raw(run, z), dims, values, display_range(run), var),
+                   note=_active_note(run))
 
 
 @register_figure(
@@ -367,10 +402,9 @@ def _traversals(run: Run) -> Figure | None:
     "spike at 0 is an unused dimension.",
     order=52,
 )
-def _histograms(run: Run) -> Figure:
-    from vaelab.plots.analysis import latent_histograms
-
-    return add_note(latent_histograms(run.latents()["mu"]), _active_note(run))
+def _histograms(run: Run) -> Built:
+    return Drawing(f"{ANALYSIS}:latent_histograms", (run.latents()["mu"],),
+                   note=_active_note(run))
 
 
 def _two_inputs(y: np.ndarray | None, n: int) -> tuple[int, int]:
@@ -388,9 +422,8 @@ def _two_inputs(y: np.ndarray | None, n: int) -> tuple[int, int]:
     "between them.",
     order=60,
 )
-def _interpolation(run: Run) -> Figure | None:
+def _interpolation(run: Run) -> Built:
     from vaelab.latent import interpolate
-    from vaelab.plots.analysis import interpolation
 
     lat = run.latents()
     mu, y = lat["mu"], lat.get("y")
@@ -402,9 +435,10 @@ def _interpolation(run: Run) -> Figure | None:
     yy = None if y is None else np.where(np.arange(10) < 5, y[i], y[j])
     ends = run.preprocessor.inverse(np.asarray(run.data.test.x[[i, j]]))
     dist = float(np.linalg.norm(mu[i] - mu[j]))
-    return add_note(interpolation(_decode_raw(run, lin, yy), _decode_raw(run, sph, yy),
-                                  display_range(run), ends=(ends[0], ends[1])),
-                    f"test rows {i} and {j}; distance between their codes {dist:.2f}")
+    return Drawing(f"{ANALYSIS}:interpolation",
+                   (_decode_raw(run, lin, yy), _decode_raw(run, sph, yy), display_range(run)),
+                   {"ends": (ends[0], ends[1])},
+                   note=f"test rows {i} and {j}; distance between their codes {dist:.2f}")
 
 
 @register_figure(
@@ -414,11 +448,9 @@ def _interpolation(run: Run) -> Figure | None:
     "label, directions in the latent space carry meaning.",
     order=61,
 )
-def _attributes(run: Run) -> Figure | None:
-    from sklearn.neighbors import KNeighborsClassifier
-
+def _attributes(run: Run) -> Built:
+    from vaelab.evaluate.latent_metrics import knn_predict
     from vaelab.latent import apply_attribute
-    from vaelab.plots.analysis import attribute_vectors
 
     lat = run.latents()
     y = lat.get("y")
@@ -430,13 +462,13 @@ def _attributes(run: Run) -> Figure | None:
     names = run.data.label_names or [str(k) for k in range(int(y.max()) + 1)]
     title = f"codes of '{names[c]}' plus (mean code of '{names[b]}' - mean code of '{names[a]}')"
     known = y >= 0
-    knn = KNeighborsClassifier(n_neighbors=5).fit(mu[known], y[known])
-    pred = knn.predict(moved)
+    pred = knn_predict(mu[known], y[known], moved, k=5)
     note = (f"5-NN on the test codes: {int((pred == b).sum())} of {len(moved)} moved codes "
             f"read as '{names[b]}', {int((pred == c).sum())} still as '{names[c]}'")
     yy = np.full(len(base), c, dtype=np.int64)
-    return add_note(attribute_vectors(_decode_raw(run, base, yy), _decode_raw(run, moved, yy),
-                                      title, display_range(run)), note)
+    return Drawing(f"{ANALYSIS}:attribute_vectors",
+                   (_decode_raw(run, base, yy), _decode_raw(run, moved, yy), title,
+                    display_range(run)), note=note)
 
 
 @register_figure(
@@ -445,10 +477,8 @@ def _attributes(run: Run) -> Figure | None:
     "and the clean originals. The middle row should look like the bottom one.",
     order=62,
 )
-def _denoising(run: Run) -> Figure | None:
+def _denoising(run: Run) -> Built:
     import torch
-
-    from vaelab.plots.analysis import denoising_triplets
 
     model = run.model
     if not hasattr(model, "corrupt") or not _is_image(run):
@@ -460,5 +490,6 @@ def _denoising(run: Run) -> Figure | None:
     note = (f"MSE to the clean inputs: noisy {np.mean((noisy - clean) ** 2):.4g}, denoised "
             f"{np.mean((out - clean) ** 2):.4g} (model space, these 10 examples)")
     pre = run.preprocessor
-    return add_note(denoising_triplets(pre.inverse(noisy), pre.inverse(out), pre.inverse(clean),
-                                       display_range(run)), note)
+    return Drawing(f"{ANALYSIS}:denoising_triplets",
+                   (pre.inverse(noisy), pre.inverse(out), pre.inverse(clean), display_range(run)),
+                   note=note)

@@ -471,11 +471,13 @@ def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = Tr
             metrics = evaluate_run(run, {"training": state_info}, on_latents=start_background)
             for line in summary_lines(metrics):
                 log(line)
+            t1 = time.perf_counter()
             log(f"best epoch {state_info['best_epoch']} of {state_info['epochs_run']}; "
-                f"evaluated in {time.perf_counter() - t0:.1f} s")
+                f"evaluated in {t1 - t0:.1f} s")
             step = "plot"
             figures = render_figures(run)
-            log(f"figures: {len(figures)} in {run.path / 'figures'}")
+            t2 = time.perf_counter()
+            log(f"figures: {len(figures)} in {run.path / 'figures'} ({t2 - t1:.1f} s)")
             step = "report"
             # the result is complete: the report states it as finished
             write_status(run.path, "finished", **info)
@@ -484,6 +486,11 @@ def finish_run(run: Run, state_info: dict[str, Any], log: Log, report: bool = Tr
 
                 path = write_report(run)
                 log(f"report: {path}")
+            t3 = time.perf_counter()
+            seconds = {"train": round(float(state_info.get("train_seconds", 0.0)), 3),
+                       "evaluate": round(t1 - t0, 3), "figures": round(t2 - t1, 3),
+                       "report": round(t3 - t2, 3), "finish": round(t3 - t0, 3)}
+            write_status(run.path, "finished", **info, seconds=seconds)
     except Exception as exc:
         raise RunFailed(mark_finish_failed(run.path, step, exc, **info)) from exc
 

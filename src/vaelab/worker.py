@@ -1,7 +1,8 @@
 """A helper process for the scikit-learn work of finishing a run, beside the main process.
 
 Fitting the GMM sampler and the t-SNE map need scikit-learn (about 1.5 s to import on 2 cores)
-and a core for a second or two each, but no torch. ``python -m vaelab.worker`` imports numpy
+and a core for a second or two each, and drawing a figure needs matplotlib, but none needs
+torch. ``python -m vaelab.worker`` imports numpy
 and scikit-learn once, then answers requests: the client writes pickled ``(task, args)`` to
 its stdin and reads pickled results from its stdout, in order. The process never imports
 torch or the user's script (unlike a multiprocessing "spawn" child, which re-runs an
@@ -32,11 +33,12 @@ from typing import Any, BinaryIO
 TASKS: dict[str, str] = {
     "gmm": "vaelab.samplers:fit_gmm_arrays",
     "tsne": "vaelab.projection:tsne_2d",
+    "draw": "vaelab.plots.render:draw_to_file",
     "ping": "vaelab.worker:_ping",
 }
 """The functions a worker runs, by name: each takes and returns numpy arrays / plain data."""
 
-PRELOAD = ("numpy", "sklearn.mixture", "sklearn.manifold")
+PRELOAD = ("numpy", "sklearn.mixture", "sklearn.manifold", "vaelab.plots.render")
 """Imported when the worker starts, before the first request."""
 
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
@@ -178,6 +180,12 @@ def get_worker() -> Worker | None:
                 return None
             atexit.register(_WORKER.close)
         return _WORKER
+
+
+def idle() -> bool:
+    """Whether this process has a running worker with nothing left to do."""
+    w = _WORKER
+    return w is not None and w.alive and not w._pending
 
 
 def active() -> bool:

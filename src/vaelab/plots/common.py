@@ -75,5 +75,13 @@ def add_note(fig: Figure, text: str | None) -> Figure:
 
 
 def save_figure(fig: Figure, path, dpi: int = 110) -> None:
-    """Save as PNG with a small margin (titles never touch the edge)."""
-    fig.savefig(path, dpi=dpi, bbox_inches="tight", pad_inches=0.12)
+    """Save as PNG with a small margin (titles never touch the edge), written to a temporary
+    name and renamed, so a reader never sees half a file."""
+    path = os.fspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.12)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -74,11 +74,11 @@ def feature_reconstructions(originals: np.ndarray, recons: np.ndarray,
 
 def samples(images: np.ndarray, ncols: int = 10,
             value_range: tuple[float, float] | None = None,
-            feature_names: list[str] | None = None) -> Figure:
-    """Decoder means for z ~ N(0, I); tabular samples as a strip of per-feature profiles."""
+            feature_names: list[str] | None = None,
+            title: str = "random samples, z ~ N(0, I)") -> Figure:
+    """Decoder means for sampled codes; tabular samples as a strip of per-feature profiles."""
     if images.ndim == 4:
-        return image_grid(images, ncols=ncols, title="random samples, z ~ N(0, I)",
-                          value_range=value_range)
+        return image_grid(images, ncols=ncols, title=title, value_range=value_range)
     d = images.shape[1]
     names = feature_names or [f"x{i}" for i in range(d)]
     fig = new_figure(max(6.0, min(0.7 * d + 2, 14)), 3.6)
@@ -86,6 +86,6 @@ def samples(images: np.ndarray, ncols: int = 10,
     for row in images[:50]:
         ax.plot(range(d), row, color="C0", alpha=0.3)
     _feature_ticks(ax, names)
-    ax.set_title("random samples, z ~ N(0, I)\none line per sample (raw units)", fontsize=10)
+    ax.set_title(f"{title}\none line per sample (raw units)", fontsize=10)
     ax.grid(alpha=0.3)
     return fig
