@@ -10,7 +10,8 @@ class DataConfig:
     """Which data to load and how to split and preprocess it."""
 
     dataset: str = "digits"
-    """Named dataset (digits, iris, mnist, fashion-mnist, mnist-5k); ignored when `data` is set."""
+    """Named dataset (digits, iris, mnist, fashion-mnist, mnist-5k, shapes); ignored when `data`
+    is set."""
     data: str | None = None
     """Path to a user's file or folder (CSV/TSV, .npy/.npz, IDX, image folder)."""
     data_dir: str | None = None
@@ -19,6 +20,9 @@ class DataConfig:
     """Table column holding the labels: a header name or a 0-based index (-1 = last)."""
     drop_columns: list[str] = field(default_factory=list)
     """Table columns to ignore: header names or 0-based indices, comma-separated."""
+    factor_columns: list[str] = field(default_factory=list)
+    """Table columns holding known factors of variation (not features): the disentanglement
+    metrics score the code against them. An image folder's factors come from its factors.csv."""
     header: str = "auto"
     """Whether a table's first line is a header: auto (detect), yes or no."""
     image_size: list[int] | None = None

@@ -22,6 +22,10 @@ class Dataset:
     A table read by column (``vaelab.data.tabular``) holds raw codes in ``x`` (number, 0 / 1,
     or category index; NaN = missing), its schema in ``columns`` (``Column.to_dict()`` each)
     and how its file is written (dialect, notes) in ``table``.
+
+    ``factors`` (N, K) holds integer codes of known factors of variation, named by
+    ``factor_names`` (the disentanglement metrics read them); ``factor_source``, when the data
+    is generated (``--dataset shapes``), renders raw examples for any factor codes.
     """
 
     x: np.ndarray
@@ -31,6 +35,9 @@ class Dataset:
     feature_names: list[str] | None = None
     columns: list[dict[str, Any]] | None = None
     table: dict[str, Any] | None = None
+    factors: np.ndarray | None = None
+    factor_names: list[str] | None = None
+    factor_source: Any = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.x):
@@ -39,6 +46,13 @@ class Dataset:
             raise DataError(
                 f"{self.name}: x has {len(self.x)} rows but y has {len(self.y)}; "
                 "give one label per row."
+            )
+        if self.factors is not None and len(self.factors) != len(self.x):
+            from vaelab.errors import DataError
+
+            raise DataError(
+                f"{self.name}: x has {len(self.x)} rows but the factors have "
+                f"{len(self.factors)}; give one factor row per example."
             )
 
     def __len__(self) -> int:
@@ -72,6 +86,9 @@ class Dataset:
             feature_names=self.feature_names,
             columns=self.columns,
             table=self.table,
+            factors=None if self.factors is None else self.factors[index],
+            factor_names=self.factor_names,
+            factor_source=self.factor_source,
         )
 
 

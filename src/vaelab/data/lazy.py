@@ -185,6 +185,8 @@ class LazyRows:
 
     def _gather(self, rows: np.ndarray) -> np.ndarray:
         """Source rows ``rows`` (any order): contiguous runs are read with one call each."""
+        if hasattr(self.source, "read_rows"):  # a generator: rows cost the same in any order
+            return self.source.read_rows(rows)
         out = np.empty((len(rows), *self.source.shape[1:]), dtype=self.source.dtype)
         if not len(rows):
             return out

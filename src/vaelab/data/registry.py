@@ -81,4 +81,13 @@ def _register_builtin() -> None:
     from vaelab.data import mnist  # noqa: F401
 
 
+@register_dataset("shapes", "dSprites-like 64x64 binary shapes with 5 known factors (shape, "
+                            "scale, orientation, x, y), 737,280 images drawn on demand")
+def _shapes(cfg: DataConfig) -> RawData:
+    from vaelab.data.shapes import shapes_dataset
+
+    return RawData(train=shapes_dataset(max(int(cfg.chunk_mb * (1 << 20)), 1)),
+                   default_preprocess="none")
+
+
 _register_builtin()

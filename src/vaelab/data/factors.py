@@ -1,0 +1,172 @@
+"""Known factors of variation in users' data: ``--factor-columns`` of a CSV / TSV table, or a
+``factors.csv`` inside an image folder.
+
+Factor columns are taken out of the features (the model never sees them) and travel with the
+rows as ``Dataset.factors`` (integer codes) and ``Dataset.factor_names``. Each column is coded
+by :func:`factor_codes`: text values by their sorted distinct values, numbers with at most 20
+distinct values by their sorted values, other numbers by 20 equal-width bins over their range
+(the disentanglement metrics need discrete factors). A missing cell is a value of its own.
+
+``factors.csv`` has a ``file`` column with each image's path relative to the folder (as
+``cats/001.png`` with class sub-folders) and one column per factor; every image needs a row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from vaelab.data.config import DataConfig
+from vaelab.data.dataset import Dataset
+from vaelab.errors import DataError
+
+FACTOR_BINS = 20
+"""Numeric factor columns with more distinct values are cut into this many bins."""
+FACTORS_FILE = "factors.csv"
+TABLE_SUFFIXES = (".csv", ".tsv", ".txt", ".tab")
+
+
+def factor_codes(values: list[str]) -> np.ndarray:
+    """Integer codes of one factor column's cells (see the module docstring)."""
+    cells = [v.strip() for v in values]
+    try:
+        nums = np.array([float(v) for v in cells], dtype=np.float64)
+    except ValueError:
+        nums = None
+    if nums is not None and np.isfinite(nums).all():
+        distinct = np.unique(nums)
+        if len(distinct) <= FACTOR_BINS:
+            return np.searchsorted(distinct, nums).astype(np.int32)
+        edges = np.histogram_bin_edges(nums, FACTOR_BINS)
+        return np.clip(np.digitize(nums, edges[1:-1]), 0, FACTOR_BINS - 1).astype(np.int32)
+    order = {v: k for k, v in enumerate(sorted(set(cells)))}
+    return np.array([order[v] for v in cells], dtype=np.int32)
+
+
+def _is_number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def read_columns(path: Path, header: str = "auto") -> tuple[list[str], list[list[str]]]:
+    """(column names, body rows) of a delimited text file. With ``header`` auto the first line
+    is the header unless all its cells are numbers; without a header the names are 0, 1, ..."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path} cannot be read ({exc.strerror}); check the path.") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        raise DataError(f"{path} is empty; give one row per example.")
+    if path.suffix.lower() in (".tsv", ".tab"):
+        delim = "\t"
+    else:
+        delim = max((",", ";", "\t"), key=lines[0].count)
+    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)),
+                                                       delimiter=delim)]
+    has_header = header == "yes" or (header == "auto" and not all(map(_is_number, rows[0])))
+    names = rows[0] if has_header else [str(j) for j in range(len(rows[0]))]
+    body = rows[1:] if has_header else rows
+    for i, r in enumerate(body):
+        if len(r) != len(names):
+            raise DataError(f"{path}: line {i + 1 + has_header} has {len(r)} fields but line 1 "
+                            f"has {len(names)}; every row needs the same number of columns.")
+    if not body:
+        raise DataError(f"{path} has a header but no rows of values.")
+    return names, body
+
+
+def _column_index(path: Path, names: list[str], spec: str) -> int:
+    """A factor column given by header name or 0-based index."""
+    if spec in names:
+        return names.index(spec)
+    try:
+        i = int(spec)
+    except ValueError:
+        i = None
+    if i is not None and -len(names) <= i < len(names):
+        return i % len(names)
+    raise DataError(f"{path}: --factor-columns names '{spec}', which is not a column (columns: "
+                    f"{', '.join(names)}).")
+
+
+def table_factors(path: Path, columns: list[str], header: str = "auto"
+                  ) -> tuple[np.ndarray, list[str]]:
+    """Codes (rows, K) and names of the factor ``columns`` of a table."""
+    names, body = read_columns(path, header)
+    idx = [_column_index(path, names, c) for c in columns]
+    codes = np.stack([factor_codes([r[j] for r in body]) for j in idx], 1)
+    return codes, [names[j] for j in idx]
+
+
+def folder_factors(root: Path, columns: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Codes (images, K) and names from ``root/factors.csv``, in the folder's image order."""
+    from vaelab.data.images import list_image_folder
+
+    path = root / FACTORS_FILE
+    names, body = read_columns(path, "yes")
+    if "file" not in names:
+        raise DataError(f"{path} has no 'file' column; name each image's path relative to "
+                        f"{root} in a column 'file' (e.g. cats/001.png).")
+    fcol = names.index("file")
+    want = list(columns) or [n for n in names if n != "file"]
+    if not want:
+        raise DataError(f"{path} has no factor columns beside 'file'; add one column per "
+                        "factor.")
+    idx = [_column_index(path, names, c) for c in want]
+    row_of = {r[fcol].replace("\\", "/").lstrip("./"): i for i, r in enumerate(body)}
+    _, items = list_image_folder(root)
+    order = []
+    for f, _ in items:
+        rel = f.relative_to(root).as_posix()
+        if rel not in row_of:
+            raise DataError(f"{path} has no row for the image '{rel}'; give every image of "
+                            f"{root} one row (column 'file' holds its path in the folder).")
+        order.append(row_of[rel])
+    picked = [body[i] for i in order]
+    codes = np.stack([factor_codes([r[j] for r in picked]) for j in idx], 1)
+    return codes, [names[j] for j in idx]
+
+
+def read_factors(path: Path, cfg: DataConfig) -> tuple[np.ndarray, list[str]] | None:
+    """(codes, names) of the factors ``cfg`` and the files declare for the data at ``path``,
+    or None. Read before the features, so a wrong name is reported as a factor column."""
+    columns = list(cfg.factor_columns)
+    if path.is_dir():
+        if (path / FACTORS_FILE).exists():
+            return folder_factors(path, columns)
+        if columns:
+            raise DataError(f"--factor-columns for an image folder reads {path / FACTORS_FILE}, "
+                            "which does not exist; write it (a 'file' column and one column "
+                            "per factor).")
+        return None
+    if not columns:
+        return None
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        raise DataError(f"--factor-columns applies to CSV / TSV files and image folders (their "
+                        f"factors.csv), not {path.suffix} files.")
+    return table_factors(path, columns, cfg.header)
+
+
+def attach_factors(ds: Dataset, path: Path, found: tuple[np.ndarray, list[str]] | None
+                   ) -> Dataset:
+    """Give ``ds`` (read from ``path``) the factors ``read_factors`` found."""
+    if found is None:
+        return ds
+    codes, names = found
+    if len(codes) != len(ds):
+        raise DataError(f"{path}: {len(ds)} examples were kept but the factor columns have "
+                        f"{len(codes)} rows (rows were dropped for missing values); fix the "
+                        "missing values or use --nan auto.")
+    ds.factors, ds.factor_names = codes, names
+    return ds
