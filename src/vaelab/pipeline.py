@@ -391,6 +391,11 @@ def evaluate_run(run: Run, extra: dict[str, Any] | None = None, *,
     test = compute_metrics(run, iwae_k=k, iwae_rows=rows, seed=run.config.train.seed,
                            log=log or (lambda m: None), on_latents=on_latents)
     metrics["test"] = test
+    from vaelab.evaluate.disentangle import factor_metrics
+
+    factors = factor_metrics(run)  # only when the data carries factors
+    if factors is not None:
+        metrics["disentanglement"] = factors
     if run.model.spec.columns is not None:  # a table by column: each column's own terms
         from vaelab.evaluate.columns import column_metrics
 
@@ -447,6 +452,10 @@ def summary_lines(metrics: dict[str, Any]) -> list[str]:
         worst = ", ".join(f"{r['name']} {r['nll_per_cell']:.2f} / {r['nll_marginal_per_cell']:.2f}"
                           for r in worst_columns(metrics["columns"]))
         lines.append(f"      columns least explained (nats per cell, model / marginal): {worst}")
+    if "disentanglement" in metrics:
+        from vaelab.evaluate.disentangle import summary_line
+
+        lines.append("      " + summary_line(metrics["disentanglement"]))
     for d in metrics.get("diagnostics", []):
         lines.append(f"advice: {d['issue']} ({d['evidence']}): {d['advice']}")
     return lines

@@ -46,6 +46,9 @@ class TrainConfig:
     """On a CUDA GPU, capture the training step in a CUDA graph (eager if it cannot be)."""
     eval_k: int = 100
     """Importance samples for the test log-likelihood (IWAE) estimate after training; 0 skips."""
+    factor_metrics: str = "auto"
+    """Disentanglement metrics when the data has factors: full (disentanglement_lib's counts),
+    reduced (fewer points and votes), auto (full on a GPU, reduced otherwise) or off."""
     eval_rows: int = 1000
     """The first test rows that estimate uses (0 = all); metrics.json states the count and the
     standard error; `vaelab evaluate RUN --iwae-k 1000` measures every row."""
