@@ -124,3 +124,30 @@ def test_a_run_on_a_table_with_factor_columns_gets_the_section(tmp_path):
     assert section["counts"]["train"] + section["counts"]["test"] <= 240
     assert 0 <= section["mig"] <= 1 and "sklearn" in section
     assert np.asarray(section["mutual_information"]).shape == (2, 2)
+
+
+@pytest.mark.slow
+def test_a_shapes_run_scores_figures_reports_and_labels_the_explorer(tmp_path, monkeypatch):
+    import matplotlib.image as mpimg
+    from fastapi.testclient import TestClient
+
+    import vaelab
+    from vaelab.evaluate import disentangle
+    from vaelab.explorer import create_app
+
+    monkeypatch.setitem(disentangle.PROTOCOLS, "reduced",
+                        Protocol("reduced", 300, 150, 32, 60, 30, 300, dci_trees=5))
+    run = vaelab.train(dataset="shapes", subset=256, val_fraction=0.0002, test_fraction=0.0004,
+                       model="beta-tc-vae", beta=6.0, latent_dim=3, hidden=[32], epochs=1,
+                       batch_size=64, eval_k=0, progress=False, log=None,
+                       out=str(tmp_path / "run"), threads=1)
+    section = run.metrics["disentanglement"]
+    assert section["protocol"]["source"] == "rendered" and section["counts"]["train"] == 300
+    assert section["factors"] == ["shape", "scale", "orientation", "position_x", "position_y"]
+    index = json.loads((run.path / "figures" / "index.json").read_text())
+    for name in ("factor_mutual_information.png", "factor_traversals.png"):
+        assert name in index
+        assert mpimg.imread(run.path / "figures" / name)[..., :3].std() > 0.02
+    assert 'id="disentanglement"' in (run.path / "report.html").read_text()
+    info = TestClient(create_app(run.path)).get("/api/info").json()
+    assert len(info["dim_labels"]) == 3 and info["dim_labels"][0].startswith("z1: ")

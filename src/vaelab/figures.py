@@ -493,3 +493,6 @@ def _denoising(run: Run) -> Built:
     return Drawing(f"{ANALYSIS}:denoising_triplets",
                    (pre.inverse(noisy), pre.inverse(out), pre.inverse(clean), display_range(run)),
                    note=note)
+
+
+from vaelab import factor_figures  # noqa: E402, F401  (registers the figures of known factors)

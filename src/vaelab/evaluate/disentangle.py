@@ -305,3 +305,10 @@ def informative_factors(section: dict[str, Any]) -> list[tuple[str, float]]:
     norm = np.divide(mi, h[None, :], out=np.zeros_like(mi), where=h[None, :] > 0)
     names = section["factors"]
     return [(names[int(np.argmax(row))], float(row.max())) for row in norm]
+
+
+def dimension_labels(section: dict[str, Any]) -> list[str]:
+    """``z<d>: <factor> (<MI share>)`` per code dimension: the traversal rows' and the
+    explorer sliders' labels."""
+    return [f"z{d + 1}: {name} ({share:.2f})"
+            for d, (name, share) in enumerate(informative_factors(section))]

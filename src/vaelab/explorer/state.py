@@ -72,7 +72,18 @@ class ExplorerState:
             "n_points": len(self.mu),
             "mean_code": self.mu.mean(0).tolist(),
             "code_std": self.mu.std(0).tolist(),
+            "dim_labels": self.dim_labels(),
         }
+
+    def dim_labels(self) -> list[str] | None:
+        """Per dimension, the known factor it is most informative about (data with factors),
+        as the factor traversals label their rows; None otherwise."""
+        section = self.run.metrics.get("disentanglement")
+        if not section:
+            return None
+        from vaelab.evaluate.disentangle import dimension_labels
+
+        return dimension_labels(section)
 
     def points_payload(self) -> dict[str, Any]:
         return {"x": self.points[:, 0].round(4).tolist(), "y": self.points[:, 1].round(4).tolist(),

@@ -333,7 +333,7 @@ def render_report(run_dir: str | Path) -> str:
                        + advice_blocks(metrics.get("diagnostics", []))
                        + "<h3>All metrics</h3>" + metrics_table(
                            {k: v for k, v in metrics.items()
-                            if k not in ("diagnostics", "columns")}))
+                            if k not in ("diagnostics", "columns", "disentanglement")}))
     columns = ""
     if isinstance(metrics.get("columns"), dict):  # a table run: each column's fit
         from vaelab.report.columns import columns_section
@@ -343,10 +343,18 @@ def render_report(run_dir: str | Path) -> str:
         ("summary", "Summary", facts(run_dir, config, metrics)),
         ("metrics", "Test metrics", metric_html),
         *([("columns", "Columns", columns)] if columns else []),
+        *([("disentanglement", "Disentanglement", _disentanglement(metrics))]
+          if isinstance(metrics.get("disentanglement"), dict) else []),
         ("training", "Training", training),
         ("figures", "Figures", figure_blocks(figures, skip=(curves.name,))),
         ("config", "Configuration", config_tables(config)),
     ])
+
+
+def _disentanglement(metrics: dict[str, Any]) -> str:
+    from vaelab.report.disentangle import disentanglement_section
+
+    return disentanglement_section(metrics["disentanglement"])
 
 
 def write_report(run: Any) -> Path:

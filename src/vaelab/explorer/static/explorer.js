@@ -182,7 +182,8 @@ function buildSliders() {
   const box = document.getElementById("sliders");
   const n = Math.min(S.info.latent_dim, MAX_SLIDERS);
   for (let d = 0; d < n; d++) {
-    const lab = document.createElement("span"); lab.textContent = `z${d + 1}`;
+    const lab = document.createElement("span");
+    lab.textContent = S.info.dim_labels ? S.info.dim_labels[d] : `z${d + 1}`;
     const input = document.createElement("input");
     Object.assign(input, { type: "range", min: -4, max: 4, step: 0.01, value: 0 });
     input.id = `slider-${d}`;
