@@ -87,3 +87,30 @@ def forward_bound(
         seconds += _time(lambda x=x, w=w: x @ w, repeats)
         flops += 2.0 * batch * fin * fout
     return GemmBound(flops, seconds)
+
+
+def adam_update_seconds(layers: list[tuple[int, int]], device: str = "cpu", repeats: int = 50,
+                        lr: float = 1e-3) -> float:
+    """Time of one fused Adam update of dense ``layers``' weights and biases (gradients set),
+    alone: the optimiser's share of a step that no loop avoids."""
+    dev = torch.device(device)
+    params = []
+    for fin, fout in layers:
+        for shape in ((fout, fin), (fout,)):
+            p = torch.nn.Parameter(torch.randn(*shape, device=dev))
+            p.grad = torch.randn_like(p)
+            params.append(p)
+    try:
+        opt = torch.optim.Adam(params, lr=lr, fused=True)
+    except (RuntimeError, TypeError):
+        opt = torch.optim.Adam(params, lr=lr, foreach=True)
+    return _time(opt.step, repeats)
+
+
+def gather_seconds(rows: int, features: int, batch: int, device: str = "cpu",
+                   repeats: int = 50) -> float:
+    """Time of reading one shuffled batch of ``batch`` rows out of a (rows, features) array."""
+    dev = torch.device(device)
+    x = torch.rand(rows, features, device=dev)
+    idx = torch.randperm(rows, device=dev)[:batch]
+    return _time(lambda: x.index_select(0, idx), repeats)

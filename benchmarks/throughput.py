@@ -8,8 +8,10 @@ Adam 1e-3, the same seed and the same number of epochs, in this one process:
 (b) reference: a DataLoader over a TensorDataset with shuffle, sigmoid + BCE(sum) + KL, and a
     ``loss.item()`` every step, as in pytorch/examples' vae/main.py.
 
-It also times the float32 GEMMs of one training step at the model's shapes (see
-gemm_bound.py) to derive the per-epoch bound. The last line printed is one JSON object.
+It also times, in the same run, the float32 GEMMs of one training step at the model's shapes
+(see gemm_bound.py), a fused Adam update of its parameters alone and the gather of one shuffled
+batch: their sum is the step's floor (``step_bound_s``) and ``step_bound_ratio`` is vaelab's
+step time over it. The last line printed is one JSON object.
 
     python benchmarks/throughput.py --epochs 3 --threads 2
     python benchmarks/throughput.py --device cuda --epochs 5
@@ -30,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gemm_bound import training_step_bound
+from gemm_bound import adam_update_seconds, gather_seconds, training_step_bound
 
 from vaelab.data import DataConfig, load_data
 from vaelab.evaluate import elbo_metrics
@@ -146,11 +148,17 @@ def main() -> None:
           f"threads {torch.get_num_threads()}", flush=True)
 
     bound = training_step_bound(LAYERS, args.batch, device=args.device)
+    adam_s = adam_update_seconds(LAYERS, device=args.device)
+    gather_s = gather_seconds(n, 784, args.batch, device=args.device)
+    step_bound_s = bound.seconds_per_step + adam_s + gather_s
     steps = math.ceil(n / args.batch)
     bound_epoch = bound.seconds_per_step * steps
     print(f"GEMM rate at the model's shapes: {bound.gflops:.1f} GFLOP/s; "
           f"{bound.flops_per_step * steps / 1e9:.1f} GFLOP per epoch -> bound "
           f"{bound_epoch:.3f} s/epoch", flush=True)
+    print(f"one step's floor: GEMMs {bound.seconds_per_step * 1e3:.3f} ms + Adam update alone "
+          f"{adam_s * 1e3:.3f} ms + batch gather {gather_s * 1e3:.3f} ms = "
+          f"{step_bound_s * 1e3:.3f} ms", flush=True)
 
     v_sec, v_elbo = run_vaelab(data, args.epochs, args.batch, dev, args.seed,
                                compile=args.compile, precision=args.precision,
@@ -172,6 +180,12 @@ def main() -> None:
         "reference_samples_per_s": round(r_rate, 1),
         "speedup": round(v_rate / r_rate, 3),
         "bound_ratio": round((v_sec / args.epochs) / bound_epoch, 3),
+        "step_bound_s": round(step_bound_s, 6),
+        "vaelab_step_s": round(v_sec / args.epochs / steps, 6),
+        "step_bound_ratio": round(v_sec / args.epochs / steps / step_bound_s, 3),
+        "gemm_step_s": round(bound.seconds_per_step, 6),
+        "adam_step_s": round(adam_s, 6),
+        "gather_step_s": round(gather_s, 6),
         "vaelab_epoch_s": round(v_sec / args.epochs, 4),
         "reference_epoch_s": round(r_sec / args.epochs, 4),
         "bound_epoch_s": round(bound_epoch, 4),

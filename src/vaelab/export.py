@@ -64,6 +64,18 @@ PREPROCESSING: dict[str, dict[str, str]] = {
         "inverse": "x = x' * (max - min) + min  (x' is the probability of a 1)",
         "inverse_logvar": "logvar_raw = x_logvar + 2 * log(max - min)",
     },
+    "columns": {
+        "forward": "a table by column types, one row of params.columns at a time: numeric "
+                   "x'[slot] = (value - mean) / std; binary x'[slot] = 0 or 1 (its two "
+                   "categories in order); categorical x'[slot + slots[k]] = 1 for category k "
+                   "(a category not listed goes to the last, 'unknown', slot), other slots 0; "
+                   "then x'[mask_slot] = 1 where the cell holds a value and 0 (with its own "
+                   "slots 0) where it is missing",
+        "inverse": "numeric value = x_mean[slot] * std + mean (round when integer); binary: "
+                   "x_mean[slot] is the probability of the second category; categorical: "
+                   "x_mean[slot : slot + width] are the probabilities of labels, in order",
+        "inverse_logvar": "numeric: logvar_raw = x_logvar[slot] + 2 * log(std)",
+    },
     "standardize": {
         "forward": "x' = (x - mean) / std, per feature of the example flattened in C order",
         "inverse": "x = x' * std + mean, per feature of the example flattened in C order",

@@ -320,10 +320,11 @@ TSNE_POINTS = 1500
 def _tsne_codes(run: Run) -> tuple[np.ndarray, np.ndarray | None] | None:
     """The codes (and labels) the t-SNE map is made of, or None for latents of 2-D or less."""
     from vaelab.evaluate.metrics import subset_rows
+    from vaelab.projection import MIN_TSNE_POINTS
 
     lat = run.latents()
     mu = lat["mu"]
-    if mu.shape[1] <= 2 or len(mu) < 3:
+    if mu.shape[1] <= 2 or len(mu) < MIN_TSNE_POINTS:
         return None
     pick = subset_rows(len(mu), TSNE_POINTS, run.config.train.seed)
     y = lat.get("y")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+MIN_TSNE_POINTS = 4
 TSNE_ITERATIONS = 500
 """250 early-exaggeration steps, then 250 plain ones (scikit-learn's minimum)."""
 
@@ -30,6 +31,8 @@ def tsne_2d(z: np.ndarray, seed: int = 0) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     z = np.asarray(z, dtype=np.float32)
-    perp = float(min(30, max(5, (len(z) - 1) // 3)))
+    if len(z) < MIN_TSNE_POINTS:
+        raise ValueError(f"a t-SNE map needs at least {MIN_TSNE_POINTS} points, got {len(z)}")
+    perp = float(min(30.0, max(2.0, (len(z) - 1) / 3)))  # below the point count, as it must
     return TSNE(n_components=2, random_state=seed, perplexity=perp, init="pca",
                 max_iter=TSNE_ITERATIONS).fit_transform(z)

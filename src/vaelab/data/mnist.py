@@ -154,9 +154,10 @@ def load_idx_source(name: str, cfg: DataConfig) -> RawData:
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
             raise DataError(f"{name}: {f} and its labels disagree (images {x.shape}, labels "
                             f"{y.shape}); the files do not belong together.")
-    train = Dataset(xtr[:, None].astype(np.float32), ytr.astype(np.int64), name,
-                    label_names=src.label_names)
-    test = Dataset(xte[:, None].astype(np.float32), yte.astype(np.int64), f"{name}/test",
+    # uint8 pixels until the splits are taken: each split becomes float32 once, when it is
+    # preprocessed (a float32 copy of the whole set first would double the peak memory)
+    train = Dataset(xtr[:, None], ytr.astype(np.int64), name, label_names=src.label_names)
+    test = Dataset(xte[:, None], yte.astype(np.int64), f"{name}/test",
                    label_names=src.label_names)
     return RawData(train=train, test=test, default_preprocess="minmax")
 

@@ -78,23 +78,32 @@ class Preprocessor:
         return self._transform(x)
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
+        raw = x
         x = np.asarray(x, dtype=np.float32)
+        # a fresh float32 copy (of uint8 pixels, say) is transformed in place: no second array
+        own = not (isinstance(raw, np.ndarray) and np.shares_memory(x, raw))
         if self.kind == "columns":
             from vaelab.data import encoding
 
             return encoding.transform(x, self.params)
         if self.kind in UNIT_KINDS:
             lo, hi = self.params["min"], self.params["max"]
-            out = (x - np.float32(lo)) * np.float32(1.0 / max(hi - lo, 1e-12))
+            out = x if own else np.empty_like(x)
+            np.subtract(x, np.float32(lo), out=out)
+            np.multiply(out, np.float32(1.0 / max(hi - lo, 1e-12)), out=out)
             np.clip(out, 0.0, 1.0, out=out)
             if self.kind == "binarize":
-                out = (out > self.params["threshold"]).astype(np.float32)
-            return out.astype(np.float32, copy=False)
+                np.greater(out, self.params["threshold"], out=out, casting="unsafe")
+            return out
         if self.kind == "standardize":
             shape = x.shape
             mean = np.asarray(self.params["mean"], dtype=np.float32)
             std = np.asarray(self.params["std"], dtype=np.float32)
-            return ((x.reshape(len(x), -1) - mean) / std).reshape(shape).astype(np.float32)
+            flat = x.reshape(len(x), -1)
+            out = flat if own else np.empty_like(flat)
+            np.subtract(flat, mean, out=out)
+            np.divide(out, std, out=out)
+            return out.reshape(shape)
         return x
 
     def inverse(self, x: np.ndarray) -> np.ndarray:

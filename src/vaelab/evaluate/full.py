@@ -77,9 +77,9 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, iwae_rows: int | None = None
     test = data.test
     t0 = time.perf_counter()
     lat = run.latents()  # the test codes first: later steps and figures read them
-    if on_latents is not None:
-        on_latents(run)
     start_fit(run)  # the GMM sampler's fit runs in the worker while the metrics below run here
+    if on_latents is not None:  # queued behind the GMM, which the metrics need first
+        on_latents(run)
     m: dict[str, Any] = {}
     base = elbo_metrics(model, test.x, test.y, seed=seed)
     if model.variational:
