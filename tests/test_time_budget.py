@@ -27,9 +27,9 @@ def test_durations(text, seconds):
 
 
 @pytest.mark.parametrize("text", ["0", "-5m", "5 minutes", "m", "1x"])
-def test_bad_durations_are_one_sentence(text):
-    with pytest.raises(ConfigError, match="option 'time_budget' got .*90s, 5m, 1h30m") as err:
-        vaelab.train(dataset="iris", time_budget=text, log=None, out="unused")
+def test_bad_durations_are_one_sentence(text, tmp_path):
+    with pytest.raises(ConfigError, match=r"option 'time_budget' got .*90s, 5m, 1h30m") as err:
+        vaelab.train(dataset="iris", time_budget=text, log=None, out=str(tmp_path))
     assert "\n" not in str(err.value)
 
 

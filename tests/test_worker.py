@@ -27,6 +27,7 @@ def test_tasks_run_in_another_process_with_inline_results():
         weights, means, covs, info = far.result(timeout=60)
         inline = fit_gmm_arrays(train, val, 0, (1, 3))
         assert info["k"] == inline[3]["k"] == 3
+        np.testing.assert_allclose(weights, inline[0])
         np.testing.assert_allclose(means, inline[1])
         np.testing.assert_allclose(covs, inline[2])
         points = w.submit("tsne", np.random.default_rng(0).normal(size=(60, 5)), 0)
