@@ -12,7 +12,8 @@ shuffle: a :class:`~vaelab.models.base.Companion` of the training phase, so the 
 it and checkpoints its optimiser like any other state (its weights are in the model files).
 
 ``kl`` and ``per_example`` are the true KL and negative ELBO; ``tc`` is D's estimate and
-``disc_acc`` D's accuracy on the batch's codes and their shuffle (0.5 = it cannot tell).
+``disc_acc`` D's accuracy on codes and their shuffle (0.5 = it cannot tell; in training, that of
+D's previous step). The VAE's gradient reaches z through D but never D's weights.
 """
 
 from __future__ import annotations
@@ -74,6 +75,11 @@ def density_ratio_tc(logits: Tensor) -> Tensor:
     return (logits[:, 0] - logits[:, 1]).mean()
 
 
+def discriminator_accuracy(joint: Tensor, shuffled: Tensor) -> Tensor:
+    """Mean of D's accuracy on codes (logits ``joint``) and on shuffled codes."""
+    return 0.5 * ((joint.argmax(1) == 0).float().mean() + (shuffled.argmax(1) == 1).float().mean())
+
+
 def discriminator_loss(disc: nn.Module, z: Tensor, z_perm: Tensor) -> Tensor:
     """Cross-entropy of D on codes (class 0) and shuffled codes (class 1), averaged."""
     zeros = torch.zeros(len(z), dtype=torch.long, device=z.device)
@@ -89,20 +95,31 @@ class FactorVAE(VAE):
         super().__init__(config, spec)
         self.discriminator = Discriminator(config.latent_dim, discriminator_sizes(config))
         self._codes: Tensor | None = None
+        self._acc: Tensor | None = None
 
     def loss(self, x: Tensor, y: Tensor | None = None) -> LossParts:
         mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar)
         recon_ex = -self.likelihood.log_prob(x, self.decode(z))
         kl_ex = gaussian_kl(mu, logvar).sum(1)
-        tc = density_ratio_tc(self.discriminator(z))
+        step = self.training and torch.is_grad_enabled()
+        disc = list(self.discriminator.parameters())
+        for p in disc:  # the VAE's gradient flows through D to z, never into D's weights
+            p.requires_grad_(False)
+        try:
+            logits = self.discriminator(z)
+        finally:
+            for p in disc:
+                p.requires_grad_(True)
+        tc = density_ratio_tc(logits)
         codes = z.detach()
-        with torch.no_grad():
-            shuffled = permute_dims(codes)
-            acc = 0.5 * ((self.discriminator(codes).argmax(1) == 0).float().mean()
-                         + (self.discriminator(shuffled).argmax(1) == 1).float().mean())
-        if self.training and torch.is_grad_enabled():
+        if step:
             self._codes = codes  # what the discriminator's step trains on
+            acc = self._acc if self._acc is not None else logits.new_tensor(0.5)
+        else:
+            with torch.no_grad():
+                acc = discriminator_accuracy(logits.detach(),
+                                             self.discriminator(permute_dims(codes)))
         recon, kl = recon_ex.mean(), kl_ex.mean()
         cfg = self.config
         total = recon + self.kl_scale * (cfg.beta * kl + cfg.factor_gamma * tc)
@@ -110,12 +127,16 @@ class FactorVAE(VAE):
                          extras={"tc": tc.detach(), "disc_acc": acc})
 
     def discriminator_step_loss(self) -> Tensor:
-        """The discriminator's loss on the codes of the last training batch."""
+        """The discriminator's loss on the codes of the last training batch (its accuracy
+        there is what the next training step logs as ``disc_acc``)."""
         if self._codes is None:
             raise RuntimeError("the discriminator trains on the codes of a training step; "
                                "call loss() in training mode first")
         z, self._codes = self._codes, None
-        return discriminator_loss(self.discriminator, z, permute_dims(z))
+        joint, shuffled = self.discriminator(z), self.discriminator(permute_dims(z))
+        self._acc = discriminator_accuracy(joint.detach(), shuffled.detach())
+        zeros = torch.zeros(len(z), dtype=torch.long, device=z.device)
+        return 0.5 * (F.cross_entropy(joint, zeros) + F.cross_entropy(shuffled, zeros + 1))
 
     def phases(self) -> list[TrainingPhase]:
         """One phase over the VAE's parameters, with the discriminator as its companion."""
