@@ -13,13 +13,16 @@ from vaelab.data.shapes import (
     FACTOR_NAMES,
     FACTOR_SIZES,
     ShapesSource,
+    cell_of,
     factors_of,
-    index_of,
     render,
+    row_order,
     shapes_dataset,
 )
 from vaelab.errors import DataError
 
+ROW_ORDER_START = [111210, 384520, 67793]
+"""The first grid cells of the fixed row order (numpy default_rng(14).permutation)."""
 DIGEST = "bf77096037cca081776990675c5a3759aaf58c8f0ac723cebb1bf75fa69ace7d"
 """sha256 of render(factors_of(range(0, 737280, 7919))): changes only with the renderer."""
 
@@ -73,8 +76,14 @@ def test_rows_are_rendered_on_demand_with_their_factors():
     assert ds.factor_names == list(FACTOR_NAMES) and ds.factors.shape == (737280, 5)
     rows = np.array([5, 737279, 123456, 7])
     np.testing.assert_array_equal(np.asarray(ds.x[rows]), render(ds.factors[rows]))
-    np.testing.assert_array_equal(index_of(factors_of(rows)), rows)
-    np.testing.assert_array_equal(ShapesSource().read(10, 13), render(factors_of([10, 11, 12])))
+    np.testing.assert_array_equal(cell_of(factors_of(rows)), rows)
+    np.testing.assert_array_equal(ShapesSource().read(10, 13), render(ds.factors[10:13]))
+    # rows are a fixed shuffle of the grid: a block of consecutive rows (what streaming reads
+    # as one chunk) holds every shape, scale and position, in the same order in every process
+    assert np.array_equal(np.sort(row_order()), np.arange(737280))
+    block = ds.factors[:4096]
+    assert all(len(np.unique(block[:, k])) == s for k, s in enumerate(FACTOR_SIZES))
+    assert row_order()[:3].tolist() == ROW_ORDER_START
     with pytest.raises(DataError, match="shapes factors must lie in"):
         render(np.array([[3, 0, 0, 0, 0]]))
 

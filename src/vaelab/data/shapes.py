@@ -10,13 +10,16 @@ images, one per combination:
 - ``position_x``, ``position_y``: 32 positions each, the centroid at pixel 16 + index
   (rows grow downwards), so every shape at every angle stays inside the image.
 
-Row i of the data set is the combination ``np.unravel_index(i, FACTOR_SIZES)`` (the order of
-dSprites' file). Each of the 720 (shape, scale, orientation) sprites is rasterised once on a
-32 x 32 grid with 4 x 4 supersampling (a pixel is 1 when at least half of it is covered) and
-pasted at its position, so any image is rendered on demand from its factor indices in
-microseconds: the data set is a :class:`~vaelab.data.lazy.LazyRows` that never exists whole,
-the factors travel with it as the named columns ``Dataset.factors``, and ``render`` draws any
-factor combination (the FactorVAE metric fixes one factor and draws the rest).
+Grid cell g is the combination ``np.unravel_index(g, FACTOR_SIZES)`` (the order of dSprites'
+file); row i of the data set is cell ``row_order()[i]``, a fixed shuffle of the grid, so that
+any run of consecutive rows (a chunk, as streaming reads them, or a sorted subset's) is a
+random sample of the grid rather than one shape at one scale. Each of the 720 (shape, scale,
+orientation) sprites is rasterised once on a 32 x 32 grid with 4 x 4 supersampling (a pixel is
+1 when at least half of it is covered) and pasted at its position, so any image is rendered on
+demand from its factor indices in microseconds: the data set is a
+:class:`~vaelab.data.lazy.LazyRows` that never exists whole, the factors travel with it as the
+named columns ``Dataset.factors``, and ``render`` draws any factor combination (the FactorVAE
+metric fixes one factor and draws the rest).
 """
 
 from __future__ import annotations
@@ -76,13 +79,24 @@ def sprites() -> np.ndarray:
     return out
 
 
-def factors_of(index: np.ndarray) -> np.ndarray:
-    """(n, 5) factor indices of data set rows ``index``."""
-    return np.stack(np.unravel_index(np.asarray(index, dtype=np.int64), FACTOR_SIZES), 1)
+ORDER_SEED = 14
 
 
-def index_of(factors: np.ndarray) -> np.ndarray:
-    """Row numbers of the factor combinations ``factors`` (n, 5)."""
+@functools.cache
+def row_order() -> np.ndarray:
+    """Grid cell of each data set row: a fixed permutation of the 737,280 cells."""
+    order = np.random.default_rng(ORDER_SEED).permutation(int(np.prod(FACTOR_SIZES)))
+    order.setflags(write=False)
+    return order
+
+
+def factors_of(cells: np.ndarray) -> np.ndarray:
+    """(n, 5) factor indices of grid cells ``cells``."""
+    return np.stack(np.unravel_index(np.asarray(cells, dtype=np.int64), FACTOR_SIZES), 1)
+
+
+def cell_of(factors: np.ndarray) -> np.ndarray:
+    """Grid cells of the factor combinations ``factors`` (n, 5)."""
     f = np.asarray(factors, dtype=np.int64)
     return np.ravel_multi_index(tuple(f.T), FACTOR_SIZES)
 
@@ -105,17 +119,17 @@ def render(factors: np.ndarray) -> np.ndarray:
 
 
 class ShapesSource:
-    """The whole grid as a row source for LazyRows: rows are rendered when read."""
+    """The whole grid, in row order, as a row source for LazyRows: rendered when read."""
 
     shape = (int(np.prod(FACTOR_SIZES)), 1, IMAGE_SIZE, IMAGE_SIZE)
     dtype = np.dtype(np.uint8)
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        return render(factors_of(np.arange(start, max(start, stop))))
+        return render(factors_of(row_order()[start : max(start, stop)]))
 
     def read_rows(self, rows: np.ndarray) -> np.ndarray:
         """Rows in any order, rendered directly (no contiguous span is read)."""
-        return render(factors_of(rows))
+        return render(factors_of(row_order()[np.asarray(rows, dtype=np.int64)]))
 
 
 class ShapesFactors:
@@ -133,5 +147,5 @@ def shapes_dataset(chunk_bytes: int = 64 << 20) -> Dataset:
     """Every image of the grid, rendered on demand, with its factors as named columns."""
     n = int(np.prod(FACTOR_SIZES))
     return Dataset(x=LazyRows(ShapesSource(), chunk_bytes=chunk_bytes),  # type: ignore[arg-type]
-                   name="shapes", factors=factors_of(np.arange(n)).astype(np.int32),
+                   name="shapes", factors=factors_of(row_order()[:n]).astype(np.int32),
                    factor_names=list(FACTOR_NAMES), factor_source=ShapesFactors())
