@@ -1,5 +1,6 @@
 """A table run's figures (figures.py hands table runs to these): reconstructions, samples and
-per-column costs, each column in its own units with its category names."""
+per-column costs, each column in its own units with its category names. Each is returned as a
+``Drawing`` of a ``vaelab.plots.tabular`` function, so vaelab's worker can draw it."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
-from vaelab.plots import tabular as tplots
+from vaelab.figures import Drawing
+
+PLOTS = "vaelab.plots.tabular"
 
 if TYPE_CHECKING:
     from vaelab.run import Run
@@ -24,7 +26,7 @@ def is_table(run: Run) -> bool:
 
 
 @torch.no_grad()
-def reconstructions(run: Run) -> Figure:
+def reconstructions(run: Run) -> Drawing:
     from vaelab.data.encoding import inverse
 
     params = run.preprocessor.params
@@ -58,10 +60,10 @@ def reconstructions(run: Run) -> Figure:
                 if slot < d["width"] - 1:
                     full[:, k] = pr[:, slot]
             probs.append(full)
-    return tplots.reconstructions(cols, inputs, means, probs, std)
+    return Drawing(f"{PLOTS}:reconstructions", (cols, inputs, means, probs, std))
 
 
-def samples(run: Run, sampler: str = "prior") -> Figure:
+def samples(run: Run, sampler: str = "prior") -> Drawing:
     from vaelab.data.encoding import inverse
     from vaelab.tabular.synthesize import synthesize
 
@@ -71,13 +73,14 @@ def samples(run: Run, sampler: str = "prior") -> Figure:
     real[~(x[:, [d["mask_slot"] for d in params["columns"]]] > 0.5)] = np.nan
     synth, _ = synthesize(run, SAMPLES, seed=run.config.train.seed, sampler=sampler)
     where = "the prior" if sampler == "prior" else "a GMM on the training codes"
-    return tplots.distributions(params["columns"], real, synth,
-                                f"{SAMPLES} rows generated from {where} (colour) against the "
-                                f"{len(x)} test rows (grey)")
+    return Drawing(f"{PLOTS}:distributions",
+                   (params["columns"], real, synth,
+                    f"{SAMPLES} rows generated from {where} (colour) against the {len(x)} test "
+                    "rows (grey)"))
 
 
-def column_costs(run: Run) -> Figure | None:
+def column_costs(run: Run) -> Drawing | None:
     section = run.metrics.get("columns")
     if not is_table(run) or not section:
         return None
-    return tplots.column_costs(section["per_column"])
+    return Drawing(f"{PLOTS}:column_costs", (section["per_column"],))
