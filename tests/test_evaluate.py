@@ -160,6 +160,8 @@ def test_diagnostics_find_each_problem_and_advise():
     assert _issues(healthy, data_range=(-2.1, 3.0)) == ["likelihood does not fit the data range"]
     gauss = {**CFG, "resolved": {"likelihood": "gaussian"}}
     assert _issues(healthy, gauss) == ["likelihood too flat for the data range"]
+    mixed = {**CFG, "resolved": {"likelihood": "mixed"}}  # a table by column
+    assert _issues({**healthy, "explained_variance": 0.1}, mixed) == []
     ae = {"recon_nll": 30.0, "active_units": 8, "explained_variance": 0.2}
     assert _issues(ae, gauss, variational=False) == ["underfitting reconstructions"]
 

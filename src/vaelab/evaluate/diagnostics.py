@@ -24,6 +24,8 @@ def diagnose(metrics: dict[str, Any], config: dict[str, Any], data_range: tuple[
     sigma = float(model.get("sigma", 1.0))
     au = metrics.get("active_units")
     explained = metrics.get("explained_variance")
+    if lik == "mixed":  # a table by column: the variance of its encoded layout (one-hot slots,
+        explained = None  # observed flags) says nothing; metrics.json "columns" has each fit
     if variational:
         kl = float(metrics.get("kl", 0.0))
         collapsed = kl < COLLAPSE_KL_PER_DIM * max(latent, 1) or au == 0
