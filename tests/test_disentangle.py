@@ -78,6 +78,13 @@ def test_duplicated_latents_give_a_mig_of_at_most_0_1(scored):
     assert twice["dci_completeness"] < scored["copy"]["dci_completeness"] - 0.2
 
 
+def test_codes_wider_than_64_dimensions_skip_the_classifier_scores():
+    wide = score_all(Identity(), lambda x: np.hstack([x, np.zeros((len(x), 67))]), SMALL)
+    assert wide["mig"] >= 0.9 and wide["factorvae_accuracy"] >= 0.9
+    assert wide["dci_disentanglement"] is None and wide["sap"] is None
+    assert "70 dimensions" in wide["skipped"]
+
+
 def test_dci_from_importance_matrices_by_hand():
     assert dci_scores(np.eye(3)) == pytest.approx((1.0, 1.0))
     assert dci_scores(np.ones((3, 3))) == pytest.approx((0.0, 0.0), abs=1e-9)

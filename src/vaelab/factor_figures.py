@@ -29,16 +29,17 @@ def normalised_mi(section: dict[str, Any]) -> np.ndarray:
 
 
 def _note(section: dict[str, Any]) -> str:
-    return (f"MIG {section['mig']:.3f}, DCI disentanglement {section['dci_disentanglement']:.3f}"
-            f", SAP {section['sap']:.3f}, FactorVAE score {section['factorvae_accuracy']:.3f} "
-            f"({section['protocol']['name']} protocol, {section['counts']['train']} points)")
+    from vaelab.evaluate.disentangle import summary_line
+
+    return summary_line(section)
 
 
 @register_figure(
     "factor_mutual_information", "Factors x code dimensions",
     "For data with known factors: the mutual information between each factor (rows, with its "
-    "MIG) and each code dimension (columns, posterior means in 20 bins), as a share of the "
-    "factor's entropy. A disentangled code has one bright cell per row and per column; a row "
+    "MIG) and each code dimension (columns, posterior means in 20 bins; the 25 most "
+    "informative of wider codes), as a share of the factor's entropy. A disentangled code has "
+    "one bright cell per row and per column; a row "
     "with two bright cells splits its factor over two dimensions (low MIG).",
     order=53,
 )
@@ -46,9 +47,11 @@ def _mi_map(run: Run) -> Drawing | None:
     section = _section(run)
     if section is None:
         return None
+    norm = normalised_mi(section)
+    dims = sorted(int(d) for d in np.argsort(-norm.max(1), kind="stable")[:MAX_ROWS])
     return Drawing(f"{PLOTS}:mutual_information_map",
-                   (normalised_mi(section), list(section["factors"]),
-                    list(section["mig_per_factor"])), note=_note(section))
+                   (norm[dims], list(section["factors"]), list(section["mig_per_factor"]), dims),
+                   note=_note(section))
 
 
 @register_figure(

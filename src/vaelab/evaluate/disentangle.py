@@ -44,6 +44,9 @@ if TYPE_CHECKING:
 
 BINS = 20
 PRUNE_STD = 0.05
+MAX_CLASSIFIER_DIMS = 64
+"""Wider codes (a VQ-VAE's flattened grid) skip DCI and SAP: one classifier per factor (per
+dimension and factor for SAP) on that many features takes far too long."""
 CHOICES = ("auto", "full", "reduced", "off")
 
 
@@ -225,17 +228,20 @@ def score_all(truth: Any, encode: Encoder, protocol: Protocol, seed: int = 0
     f_test, x_test = truth.sample(n_test, rng)
     z_train, z_test = encode(x_train), encode(x_test)
     m = mig(z_train, f_train, protocol.bins)
-    d = dci(z_train, f_train, z_test, f_test, protocol.dci_trees)
-    s = sap(z_train, f_train, z_test, f_test)
+    wide = z_train.shape[1] > MAX_CLASSIFIER_DIMS
+    none = {"disentanglement": None, "completeness": None, "informativeness_test": None,
+            "informativeness_train": None}
+    d = none if wide else dci(z_train, f_train, z_test, f_test, protocol.dci_trees)
+    s = {"sap": None} if wide else sap(z_train, f_train, z_test, f_test)
     fv = factorvae_score(truth, encode, protocol, rng)
-    return {
+    out = {
         "mig": m["mig"],
         "dci_disentanglement": d["disentanglement"],
         "dci_completeness": d["completeness"],
         "dci_informativeness_test": d["informativeness_test"],
         "dci_informativeness_train": d["informativeness_train"],
         "sap": s["sap"],
-        "sap_continuous": sap_continuous(z_train, f_train),
+        "sap_continuous": None if wide else sap_continuous(z_train, f_train),
         "factorvae_accuracy": fv["accuracy"],
         "factorvae_train_accuracy": fv["train_accuracy"],
         "factorvae_active_dims": fv["active_dims"],
@@ -246,6 +252,10 @@ def score_all(truth: Any, encode: Encoder, protocol: Protocol, seed: int = 0
         "mutual_information": np.round(m["mi"], 6).tolist(),
         "counts": {"train": n_train, "test": n_test},
     }
+    if wide:
+        out["skipped"] = (f"DCI and SAP: the code has {z_train.shape[1]} dimensions, more than "
+                          f"{MAX_CLASSIFIER_DIMS}")
+    return out
 
 
 def resolve_protocol(name: str, device_type: str) -> Protocol | None:
@@ -287,14 +297,18 @@ def factor_metrics(run: Run) -> dict[str, Any] | None:
     return out
 
 
+def _num(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, (int, float)) else "-"
+
+
 def summary_line(section: dict[str, Any]) -> str:
     """One line of the run's summary: every score and the protocol."""
-    return (f"disentanglement ({section['protocol']['name']} protocol, "
-            f"{section['counts']['train']} points): MIG {section['mig']:.3f}, DCI "
-            f"disentanglement {section['dci_disentanglement']:.3f} / completeness "
-            f"{section['dci_completeness']:.3f} / informativeness "
-            f"{section['dci_informativeness_test']:.3f}, SAP {section['sap']:.3f}, FactorVAE "
-            f"score {section['factorvae_accuracy']:.3f}")
+    s = section
+    return (f"disentanglement ({s['protocol']['name']} protocol, {s['counts']['train']} "
+            f"points): MIG {_num(s['mig'])}, DCI disentanglement "
+            f"{_num(s['dci_disentanglement'])} / completeness {_num(s['dci_completeness'])} / "
+            f"informativeness {_num(s['dci_informativeness_test'])}, SAP {_num(s['sap'])}, "
+            f"FactorVAE score {_num(s['factorvae_accuracy'])}")
 
 
 def informative_factors(section: dict[str, Any]) -> list[tuple[str, float]]:

@@ -26,7 +26,7 @@ from vaelab.models.config import ModelConfig
 from vaelab.nets import build_decoder, build_encoder
 
 
-@register_model("vae", "variational autoencoder (beta, KL warm-up, free bits)")
+@register_model("vae", "variational autoencoder (beta, KL warm-up, free bits, capacity annealing)")
 class VAE(BaseModel):
     variational = True
 

@@ -21,10 +21,10 @@ def factor_traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
     return fig
 
 
-def mutual_information_map(norm_mi: np.ndarray, names: list[str], mig: list[float]
-                           ) -> Figure:
+def mutual_information_map(norm_mi: np.ndarray, names: list[str], mig: list[float],
+                           dims: list[int] | None = None) -> Figure:
     """Heat map of I(z_j; v_k) / H(v_k): one row per factor (with its MIG), one column per
-    code dimension, every cell written."""
+    code dimension (rows of ``norm_mi``; ``dims`` their indices), every cell written."""
     m = np.asarray(norm_mi, dtype=np.float64).T  # factors x dims
     k, d = m.shape
     fig = new_figure(max(5.0, 0.55 * d + 2.6), 0.5 * k + 1.8)
@@ -34,7 +34,8 @@ def mutual_information_map(norm_mi: np.ndarray, names: list[str], mig: list[floa
     for (i, j), v in np.ndenumerate(m):
         ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if v < 0.6 * im.get_clim()[1] else "black")
-    ax.set_xticks(range(d), [f"z{j + 1}" for j in range(d)], fontsize=8)
+    dims = list(range(d)) if dims is None else dims
+    ax.set_xticks(range(d), [f"z{j + 1}" for j in dims], fontsize=8)
     ax.set_yticks(range(k), [f"{n}\nMIG {g:.2f}" for n, g in zip(names, mig, strict=True)],
                   fontsize=8)
     ax.set_xlabel("code dimension")

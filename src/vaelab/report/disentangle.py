@@ -46,4 +46,6 @@ def disentanglement_section(section: dict[str, Any]) -> str:
         f"{fmt(section.get('sap_continuous', float('nan')))}. The figures "
         "<i>Factors x code dimensions</i> and <i>Latent traversals by factor</i> show which "
         "dimension carries which factor.</p>")
+    if section.get("skipped"):
+        note += f"<p class=note>Skipped: {html.escape(str(section['skipped']))}.</p>"
     return f"<div class=cards>{cards}</div>{note}{table}"
