@@ -56,8 +56,10 @@ def test_factors_csv_in_an_image_folder(tmp_path):
     assert ds.factor_names == ["brightness"]
     np.testing.assert_array_equal(ds.factors[:, 0], [0, 1, 2, 0, 1, 2])  # the folder's order
     np.testing.assert_array_equal(ds.x[:, 0, 0, 0], [0, 40, 80, 0, 40, 80])
-    (root / "factors.csv").write_text("\n".join(rows[:-1]) + "\n")
-    with pytest.raises(DataError, match=r"has no row for the image 'a/2\.png'"):
+    (root / "factors.csv").rename(tmp_path / "imgs.factors.csv")  # beside the folder
+    assert load_raw(DataConfig(data=str(root))).train.factor_names == ["brightness"]
+    (tmp_path / "imgs.factors.csv").write_text("\n".join(rows[:-1]) + "\n")
+    with pytest.raises(DataError, match=r"imgs.factors.csv has no row for the image 'a/2\.png'"):
         load_raw(DataConfig(data=str(root)))
     with pytest.raises(DataError, match="applies to CSV / TSV files and image folders"):
         np.save(tmp_path / "x.npy", np.zeros((4, 3), np.float32))

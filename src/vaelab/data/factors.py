@@ -7,8 +7,10 @@ by :func:`factor_codes`: text values by their sorted distinct values, numbers wi
 distinct values by their sorted values, other numbers by 20 equal-width bins over their range
 (the disentanglement metrics need discrete factors). A missing cell is a value of its own.
 
-``factors.csv`` has a ``file`` column with each image's path relative to the folder (as
-``cats/001.png`` with class sub-folders) and one column per factor; every image needs a row.
+An image folder's factors are read from ``factors.csv`` inside it, or from
+``<folder>.factors.csv`` beside it: a ``file`` column with each image's path relative to the
+folder (as ``cats/001.png`` with class sub-folders) and one column per factor; every image needs
+a row.
 """
 
 from __future__ import annotations
@@ -109,11 +111,18 @@ def table_factors(path: Path, columns: list[str], header: str = "auto"
     return codes, [names[j] for j in idx]
 
 
-def folder_factors(root: Path, columns: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Codes (images, K) and names from ``root/factors.csv``, in the folder's image order."""
+def factors_file(root: Path) -> Path | None:
+    """``root/factors.csv``, else ``<root>.factors.csv`` beside the folder, else None."""
+    for path in (root / FACTORS_FILE, root.parent / f"{root.name}.{FACTORS_FILE}"):
+        if path.is_file():
+            return path
+    return None
+
+
+def folder_factors(root: Path, path: Path, columns: list[str]) -> tuple[np.ndarray, list[str]]:
+    """Codes (images, K) and names from the factors file ``path``, in the folder's order."""
     from vaelab.data.images import list_image_folder
 
-    path = root / FACTORS_FILE
     names, body = read_columns(path, "yes")
     if "file" not in names:
         raise DataError(f"{path} has no 'file' column; name each image's path relative to "
@@ -143,12 +152,13 @@ def read_factors(path: Path, cfg: DataConfig) -> tuple[np.ndarray, list[str]] | 
     or None. Read before the features, so a wrong name is reported as a factor column."""
     columns = list(cfg.factor_columns)
     if path.is_dir():
-        if (path / FACTORS_FILE).exists():
-            return folder_factors(path, columns)
+        found = factors_file(path)
+        if found is not None:
+            return folder_factors(path, found, columns)
         if columns:
-            raise DataError(f"--factor-columns for an image folder reads {path / FACTORS_FILE}, "
-                            "which does not exist; write it (a 'file' column and one column "
-                            "per factor).")
+            raise DataError(f"--factor-columns for an image folder reads {path / FACTORS_FILE} "
+                            f"(or {path.name}.{FACTORS_FILE} beside the folder), which does not "
+                            "exist; write it (a 'file' column and one column per factor).")
         return None
     if not columns:
         return None
