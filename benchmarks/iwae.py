@@ -35,7 +35,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--k", type=int, default=1000)
     ap.add_argument("--n", type=int, default=10000, help="test images")
-    ap.add_argument("--batch", type=int, default=100, help="test images per batch")
+    ap.add_argument("--batch", type=int, default=50, help="test images per batch")
     ap.add_argument("--chunk", type=int, default=100, help="importance samples per decoder call")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cpu")

@@ -264,6 +264,9 @@ def train(
             trackers.close(exc)
             raise
     elapsed = time.perf_counter() - t0
+    from vaelab.train.perf import restore_cpu_allocator
+
+    restore_cpu_allocator()  # the training loop's kept buffers go back to the OS
     dist_info = {}
     if dinfo.active:
         same = distributed.parameters_identical(model)

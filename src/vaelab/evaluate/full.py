@@ -37,12 +37,26 @@ def reconstruction_metrics(run: Run, x: np.ndarray, y: np.ndarray | None) -> dic
             hits += float(np.sum((rec > 0.5) == (xb > 0.5)))
     n_values = len(x) * int(np.prod(x.shape[1:]))
     mse = sq / n_values
-    xs = np.asarray(x[: min(len(x), 5000)], dtype=np.float64)
-    var = float(xs.var(axis=0).mean())
+    var = _mean_feature_variance(x[: min(len(x), 5000)])
     out = {"recon_mse": mse, "explained_variance": 1.0 - mse / var if var > 0 else float("nan")}
     if bounded:
         out["binary_accuracy"] = hits / n_values
     return out
+
+
+def _mean_feature_variance(x: np.ndarray, block: int = 1024) -> float:
+    """Mean over features of each feature's variance across rows (float64 sums, a block of
+    rows at a time: no float64 copy of the whole array)."""
+    n = len(x)
+    if n == 0:
+        return float("nan")
+    s1 = s2 = 0.0
+    for i in range(0, n, block):
+        b = np.asarray(x[i : i + block], dtype=np.float64).reshape(min(block, n - i), -1)
+        s1 = s1 + b.sum(0)
+        s2 = s2 + np.square(b).sum(0)
+    mean = s1 / n
+    return float(np.maximum(s2 / n - mean**2, 0.0).mean())
 
 
 def k_sample_metrics(bounds: KSampleBounds) -> dict[str, float]:

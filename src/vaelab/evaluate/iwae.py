@@ -53,8 +53,9 @@ def importance_bounds(
 ) -> KSampleBounds:
     """Per-example IWAE bound and K-sample ELBO of log p(x) from the same K log-weights.
 
-    ``batch_size`` images are encoded at once (default 1000 on a GPU, 100 on a CPU, where
-    smaller chunks stay in cache); their K codes are decoded ``chunk`` at a time. A running
+    ``batch_size`` images are encoded at once (default 1000 on a GPU, 50 on a CPU, where
+    smaller chunks stay in cache and 50 x 100 decoded images hold about 16 MB per tensor);
+    their K codes are decoded ``chunk`` at a time. A running
     logsumexp and a running sum (float64) keep memory at O(chunk x batch x D).
     """
     if not model.variational:
@@ -64,7 +65,7 @@ def importance_bounds(
     model.eval()
     dev = next(model.parameters()).device
     if batch_size is None:
-        batch_size = 1000 if dev.type == "cuda" else 100
+        batch_size = 1000 if dev.type == "cuda" else 50
     gen = torch.Generator(device=dev)
     gen.manual_seed(seed)
     out_iw: list[np.ndarray] = []

@@ -37,7 +37,7 @@ def _subset(n: int, limit: int, seed: int) -> np.ndarray:
 
 
 def knn_predict(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray, k: int = 5,
-                chunk: int = 2048) -> np.ndarray:
+                chunk: int = 512) -> np.ndarray:
     """Majority label of the k nearest training codes (Euclidean); ties go to the smaller
     label, as in scikit-learn's KNeighborsClassifier."""
     import torch

@@ -31,3 +31,22 @@ def tune_cpu_allocator() -> bool:
         return False
     _TUNED = bool(ok)
     return _TUNED
+
+
+def restore_cpu_allocator() -> bool:
+    """Undo :func:`tune_cpu_allocator` once training is over: glibc's default thresholds again
+    (large buffers come from and go back to mmap) and the kept heap handed back to the OS, so
+    finishing a run does not hold the training loop's freed buffers."""
+    global _TUNED
+    if not _TUNED:
+        return False
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        libc.mallopt(m_mmap_threshold, 128 << 10)
+        libc.mallopt(m_trim_threshold, 128 << 10)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        return False
+    _TUNED = False
+    return True
