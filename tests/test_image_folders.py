@@ -51,6 +51,18 @@ def _old_decode(files: list[Path], mode: str, size: tuple[int, int] | None) -> n
     return x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
 
 
+def _sorted_rows(root: Path, ds) -> np.ndarray:
+    """Rows of a cached folder's Dataset in sorted file order (the cache stores them shuffled,
+    and its .json lists each row's file)."""
+    from vaelab.data.image_cache import image_cache_dir
+
+    for meta_path in image_cache_dir().glob("*.json"):
+        meta = json.loads(meta_path.read_text())
+        if meta["root"] == str(root.resolve()) and meta["shape"] == list(ds.x.shape[1:]):
+            return np.argsort(meta["files"], kind="stable")
+    raise AssertionError(f"no cache of {root}")
+
+
 def _cache_files(cache: Path) -> list[str]:
     return sorted(p.name for p in cache.iterdir()) if cache.exists() else []
 
@@ -61,7 +73,8 @@ def test_one_number_image_size_is_a_square(tmp_path):
     raw = load_raw(DataConfig(data=str(root), image_size=[8]))
     assert raw.train.x.shape == (8, 1, 8, 8)
     files = sorted(root.glob("*/*.png"))
-    np.testing.assert_array_equal(raw.train.x, _old_decode(files, "L", (8, 8)))
+    rows = _sorted_rows(root, raw.train)
+    np.testing.assert_array_equal(raw.train.x[rows], _old_decode(files, "L", (8, 8)))
     rect = load_raw(DataConfig(data=str(root), image_size=[6, 9], color="rgb"))
     assert rect.train.x.shape == (8, 3, 6, 9)
 
@@ -166,7 +179,8 @@ def test_mixed_formats_load_in_both_colour_modes(tmp_path):
     order = sorted(p, key=lambda k: p[k].name)
     rgb = load_raw(DataConfig(data=str(tmp_path / "mixed"), color="rgb")).train
     assert rgb.x.shape == (len(p), 3, H, W) and rgb.y is None
-    x = {k: rgb.x[i] for i, k in enumerate(order)}
+    rows = _sorted_rows(tmp_path / "mixed", rgb)
+    x = {k: rgb.x[rows[i]] for i, k in enumerate(order)}
     # palette + alpha: opaque red stays, transparent pixels become white, half blue mixes
     np.testing.assert_array_equal(x["palette"][:, 0, 0], [255, 0, 0])
     np.testing.assert_array_equal(x["palette"][:, -1, -1], [127, 127, 255])
@@ -183,7 +197,8 @@ def test_mixed_formats_load_in_both_colour_modes(tmp_path):
     assert (x["gif"] == 30).all()
     gray = load_raw(DataConfig(data=str(tmp_path / "mixed"), color="grayscale")).train
     assert gray.x.shape == (len(p), 1, H, W)
-    g = {k: gray.x[i, 0] for i, k in enumerate(order)}
+    rows = _sorted_rows(tmp_path / "mixed", gray)
+    g = {k: gray.x[rows[i], 0] for i, k in enumerate(order)}
     assert g["bmp"][0, 0] == 76  # PIL's luma of pure red
     np.testing.assert_array_equal(g["gray16"][0, :3], [255, 4, 128])
     assert g["rgba"][0, 0] == 255 and g["rgba"][0, -1] == 150  # white, luma of green
@@ -222,9 +237,11 @@ def test_cached_values_equal_the_direct_decode_with_labels(tmp_path, cache):
     ds = raw.train
     files = sorted(root.glob("*/*.png"))
     assert ds.x.dtype == np.float32 and not isinstance(ds.x, LazyRows)
-    np.testing.assert_array_equal(ds.x, _old_decode(files, "RGB", (7, 5)))
+    rows = _sorted_rows(root, ds)
+    np.testing.assert_array_equal(ds.x[rows], _old_decode(files, "RGB", (7, 5)))
     assert ds.label_names == ["a_cats", "b_dogs", "c_owls"]
-    assert ds.y.tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert ds.y[rows].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    assert ds.y.tolist() != sorted(ds.y.tolist())  # stored shuffled, not class after class
     assert raw.default_preprocess == "minmax"
     names = _cache_files(cache)
     assert len(names) == 2 and names[0].startswith("imgs-") and names[0].endswith(".json")
@@ -358,8 +375,9 @@ def test_worker_processes_give_the_same_cache(tmp_path, cache, monkeypatch):
     assert image_cache._workers(300) > 1 or os.cpu_count() == 1
     pooled = load_raw(DataConfig(data=str(root), color="rgb")).train
     files = sorted(root.glob("*/*.png"))
-    np.testing.assert_array_equal(pooled.x, _old_decode(files, "RGB", None))
-    assert pooled.y.tolist() == [0] * 150 + [1] * 150
+    rows = _sorted_rows(root, pooled)
+    np.testing.assert_array_equal(pooled.x[rows], _old_decode(files, "RGB", None))
+    assert pooled.y[rows].tolist() == [0] * 150 + [1] * 150
     (root / "b" / "077.png").write_bytes(b"garbage")  # a bad file found by a worker
     with pytest.raises(DataError, match=r"077\.png is not a readable image"):
         load_raw(DataConfig(data=str(root), color="rgb"))

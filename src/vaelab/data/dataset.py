@@ -26,6 +26,9 @@ class Dataset:
     ``factors`` (N, K) holds integer codes of known factors of variation, named by
     ``factor_names`` (the disentanglement metrics read them); ``factor_source``, when the data
     is generated (``--dataset shapes``), renders raw examples for any factor codes.
+
+    ``row_names`` names each row's source where there is one (an image folder: each image's
+    path relative to the folder; its rows are stored shuffled).
     """
 
     x: np.ndarray
@@ -38,6 +41,7 @@ class Dataset:
     factors: np.ndarray | None = None
     factor_names: list[str] | None = None
     factor_source: Any = None
+    row_names: list[str] | None = None
 
     def __post_init__(self) -> None:
         if self.y is not None and len(self.y) != len(self.x):
@@ -89,6 +93,8 @@ class Dataset:
             factors=None if self.factors is None else self.factors[index],
             factor_names=self.factor_names,
             factor_source=self.factor_source,
+            row_names=None if self.row_names is None else
+            [self.row_names[int(i)] for i in np.asarray(index)],
         )
 
 

@@ -119,8 +119,10 @@ def factors_file(root: Path) -> Path | None:
     return None
 
 
-def folder_factors(root: Path, path: Path, columns: list[str]) -> tuple[np.ndarray, list[str]]:
-    """Codes (images, K) and names from the factors file ``path``, in the folder's order."""
+def folder_factors(root: Path, path: Path, columns: list[str], rows: list[str] | None = None
+                   ) -> tuple[np.ndarray, list[str]]:
+    """Codes (images, K) and names from the factors file ``path``, in the order of ``rows``
+    (each image's path relative to ``root``; default: the folder's sorted order)."""
     from vaelab.data.images import list_image_folder
 
     names, body = read_columns(path, "yes")
@@ -134,10 +136,10 @@ def folder_factors(root: Path, path: Path, columns: list[str]) -> tuple[np.ndarr
                         "factor.")
     idx = [_column_index(path, names, c) for c in want]
     row_of = {r[fcol].replace("\\", "/").lstrip("./"): i for i, r in enumerate(body)}
-    _, items = list_image_folder(root)
+    if rows is None:
+        rows = [f.relative_to(root).as_posix() for f, _ in list_image_folder(root)[1]]
     order = []
-    for f, _ in items:
-        rel = f.relative_to(root).as_posix()
+    for rel in rows:
         if rel not in row_of:
             raise DataError(f"{path} has no row for the image '{rel}'; give every image of "
                             f"{root} one row (column 'file' holds its path in the folder).")
@@ -147,14 +149,16 @@ def folder_factors(root: Path, path: Path, columns: list[str]) -> tuple[np.ndarr
     return codes, [names[j] for j in idx]
 
 
-def read_factors(path: Path, cfg: DataConfig) -> tuple[np.ndarray, list[str]] | None:
+def read_factors(path: Path, cfg: DataConfig, rows: list[str] | None = None
+                 ) -> tuple[np.ndarray, list[str]] | None:
     """(codes, names) of the factors ``cfg`` and the files declare for the data at ``path``,
-    or None. Read before the features, so a wrong name is reported as a factor column."""
+    or None. Read before the features, so a wrong name is reported as a factor column.
+    ``rows``: an image folder's files in the order of its loaded rows."""
     columns = list(cfg.factor_columns)
     if path.is_dir():
         found = factors_file(path)
         if found is not None:
-            return folder_factors(path, found, columns)
+            return folder_factors(path, found, columns, rows)
         if columns:
             raise DataError(f"--factor-columns for an image folder reads {path / FACTORS_FILE} "
                             f"(or {path.name}.{FACTORS_FILE} beside the folder), which does not "

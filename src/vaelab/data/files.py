@@ -19,7 +19,7 @@ def load_file(cfg: DataConfig) -> RawData:
         raise DataError(f"{path} does not exist; check the --data path.")
     if path.is_dir():
         ds = load_image_folder(path, cfg.image_size, cfg.color, cfg.stream, cfg.chunk_mb)
-        attach_factors(ds, path, read_factors(path, cfg))
+        attach_factors(ds, path, read_factors(path, cfg, ds.row_names))
         return RawData(train=ds, default_preprocess="minmax")
     suffix = path.suffix.lower()
     found = read_factors(path, cfg)

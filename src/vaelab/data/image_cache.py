@@ -13,6 +13,11 @@ never used. Deleting the folder is always safe.
 Decoding runs in worker processes (forked, up to 8), a chunk of images each; every worker writes
 its rows straight into the .npy with ``os.pwrite``, so neither the folder nor the output file is
 ever held or mapped whole (a folder larger than an address-space limit converts too).
+
+Rows are stored in a fixed shuffled order (seeded by the file-list hash), not class folder by
+class folder: the streaming trainer shuffles rows within chunks of consecutive rows, and
+consecutive rows of a sorted folder would all be one class. The .json's ``files`` lists each
+row's file (relative to the folder), so a code or a score can be traced to its image.
 """
 
 from __future__ import annotations
@@ -36,8 +41,8 @@ from vaelab.data.download import cache_dir
 from vaelab.data.lazy import LazyRows, NpyFileSource, should_stream
 from vaelab.errors import DataError
 
-FORMAT = 1
-"""Bumped when the conversion changes, so older caches are not reused."""
+FORMAT = 2
+"""Bumped when the conversion changes, so older caches are not reused (2: rows shuffled)."""
 IN_PROCESS_BELOW = 256
 """Folders with fewer images are decoded in this process."""
 PROGRESS_FROM = 2000
@@ -250,7 +255,8 @@ def _convert(root: Path, items: list[tuple[Path, int]], classes: list[str],
         meta = {"format": FORMAT, "key": key, "files_sha256": files, "root": str(root.resolve()),
                 "count": n, "shape": list(shape), "image_size": list(size) if size else None,
                 "color": color, "classes": classes or None,
-                "labels": [k for _, k in items] if classes else None}
+                "labels": [k for _, k in items] if classes else None,
+                "files": [f.relative_to(root).as_posix() for f, _ in items]}
         tmp_meta.write_text(json.dumps(meta))
         os.replace(tmp, npy)
         os.replace(tmp_meta, meta_path)  # last: its presence marks a complete cache
@@ -274,7 +280,9 @@ def cached_folder(root: Path, items: list[tuple[Path, int]], classes: list[str],
     meta_path = npy.with_suffix(".json")
     meta = _trusted(npy, meta_path, key)
     if meta is None:
-        meta = _convert(root, items, classes, size, color, key, files, npy, meta_path, progress)
+        order = np.random.default_rng(int(files[:16], 16)).permutation(len(items))
+        meta = _convert(root, [items[i] for i in order], classes, size, color, key, files, npy,
+                        meta_path, progress)
     return npy, meta
 
 

@@ -149,4 +149,5 @@ def load_image_folder(root: Path, image_size: list[int] | None = None,
     npy, meta = cached_folder(root, items, classes, size, color, progress=progress)
     x = open_cached(npy, meta, stream, chunk_mb)
     y = np.asarray(meta["labels"], dtype=np.int64) if classes else None
-    return Dataset(x=x, y=y, name=root.name, label_names=classes or None)
+    return Dataset(x=x, y=y, name=root.name, label_names=classes or None,
+                   row_names=meta.get("files"))
