@@ -200,6 +200,7 @@ def train(
     trackers = make_trackers(cfg, out, resumed=resume is not None, main=dinfo.is_main)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
+    _preload_optimizer_support()  # in a thread, while the data loads
     data = load_data(cfg.data, seed=cfg.train.seed, batch_size=cfg.train.batch_size)
     for note in data.info.get("notes", []):  # a table's detected types, gaps, unseen values
         say(note if note.startswith("warning:") else f"note: {note}")
@@ -313,6 +314,17 @@ def train(
         run.path = final
         say(f"replaced the previous run in {final}")
     return run
+
+
+def _preload_optimizer_support() -> None:
+    """Import torch._dynamo in a background thread: every torch optimiser imports it on first
+    use (about 1 s on 2 cores), and reading and decoding the data leaves a core for it."""
+    import sys
+    import threading
+
+    if "torch._dynamo" not in sys.modules:
+        threading.Thread(target=__import__, args=("torch._dynamo",), daemon=True,
+                         name="vaelab-preload").start()
 
 
 def resumable_checkpoint(work: Path, epochs: int) -> Path:
