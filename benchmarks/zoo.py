@@ -100,6 +100,12 @@ class Protocol:
     subset: int | None = None
     epochs: int = 20
     conv_epochs: int = 10
+    conv_subset: int | None = None
+    """Training rows of the conv rows (default: ``subset``): a CPU length for the conv sweep."""
+    conv_iwae_k: int | None = None
+    """K of the conv rows' IWAE estimate (default: ``iwae_k``)."""
+    conv_iwae_rows: int | None = None
+    """Test images of the conv rows' IWAE estimate (default: ``iwae_rows``)."""
     latent_dim: int = 20
     hidden: list[int] = field(default_factory=lambda: [256, 128])
     batch_size: int = 128
@@ -109,15 +115,22 @@ class Protocol:
     seed: int = 0
     threads: int = 2
 
+    def for_arch(self, arch: str) -> tuple[int | None, int, int, int]:
+        """(training rows, epochs, IWAE K, IWAE rows) of the rows of ``arch``."""
+        if arch == "mlp":
+            return self.subset, self.epochs, self.iwae_k, self.iwae_rows
+        return (self.conv_subset or self.subset, self.conv_epochs,
+                self.conv_iwae_k or self.iwae_k, self.conv_iwae_rows or self.iwae_rows)
+
     def options(self, row: Row) -> dict[str, Any]:
         """The keyword options of ``vaelab.train`` for ``row``."""
+        subset, epochs, k, n = self.for_arch(row.arch)
         opts: dict[str, Any] = {
-            "dataset": self.dataset, "preprocess": self.preprocess, "subset": self.subset,
+            "dataset": self.dataset, "preprocess": self.preprocess, "subset": subset,
             "model": row.model, "arch": row.arch, "latent_dim": self.latent_dim,
             "hidden": list(self.hidden), "batch_size": self.batch_size, "lr": self.lr,
-            "epochs": self.epochs if row.arch == "mlp" else self.conv_epochs,
-            "seed": self.seed, "threads": self.threads, "eval_k": self.iwae_k,
-            "eval_rows": self.iwae_rows, "progress": False, "device": "cpu",
+            "epochs": epochs, "seed": self.seed, "threads": self.threads, "eval_k": k,
+            "eval_rows": n, "progress": False, "device": "cpu",
         }
         opts.update(row.options)
         return {k: v for k, v in opts.items() if v is not None}
@@ -232,8 +245,8 @@ def measure(row: Row, protocol: Protocol, folder: Path, reuse: bool) -> dict[str
         arrays["nll"] = per_example_nll(run, test.x, test.y if run.model.uses_labels else None,
                                         protocol.seed)
         if protocol.preprocess == "binarize-dynamic" and run.model.variational:
-            arrays["iwae_binary"] = -binary_test_iwae(run, protocol.iwae_rows, protocol.iwae_k,
-                                                      protocol.seed)
+            _, _, k, n = protocol.for_arch(row.arch)
+            arrays["iwae_binary"] = -binary_test_iwae(run, n, k, protocol.seed)
         np.savez(bounds_file, **arrays)
         clock.write_text(f"{wall:.1f}\n")
     m = run.metrics
@@ -328,7 +341,9 @@ def fmt(v: Any, spec: str = ".1f") -> str:
 
 def table(results: list[dict[str, Any]], binary: bool = False) -> list[str]:
     """The markdown table of ``results`` (one line per row)."""
-    head = ["family", "net", "test -ELBO ± se", f"IWAE NLL (K={results[0]['iwae_k'] or '-'}) ± se",
+    ks = sorted({r["iwae_k"] for r in results if r.get("iwae_k")})
+    k_text = " / ".join(map(str, ks)) or "-"
+    head = ["family", "net", "test -ELBO ± se", f"IWAE NLL (K={k_text}) ± se",
             "− VAE (paired) ± se"]
     if binary:
         head += ["IWAE NLL, binarised test ± se", "− VAE ± se"]
@@ -339,7 +354,8 @@ def table(results: list[dict[str, Any]], binary: bool = False) -> list[str]:
         cells = [r["name"], r["arch"], f"{r['nll']:.2f} ± {r['nll_se']:.2f}"
                  + marks.get(r["nll_kind"], "")]
         if r["iwae_nll"] is not None:
-            cells.append(f"{r['iwae_nll']:.2f} ± {r['iwae_nll_se']:.2f}")
+            k_mark = f" (K={r['iwae_k']})" if len(ks) > 1 else ""
+            cells.append(f"{r['iwae_nll']:.2f} ± {r['iwae_nll_se']:.2f}{k_mark}")
         else:
             cells.append("—")
         reference = r["key"] == f"{VAE_REFERENCE}-{r['arch']}"
@@ -368,6 +384,10 @@ def table(results: list[dict[str, Any]], binary: bool = False) -> list[str]:
 def protocol_text(protocol: Protocol, meta: dict[str, Any]) -> list[str]:
     p = protocol
     rows = f"{p.subset:,} training rows" if p.subset else "every training row"
+    c_subset, _, c_k, c_n = p.for_arch("conv")
+    conv = "" if (c_subset, c_k, c_n) == (p.subset, p.iwae_k, p.iwae_rows) else (
+        f" Conv rows at a CPU length: {f'{c_subset:,}' if c_subset else 'every'} training rows, "
+        f"IWAE NLL with K = {c_k} on the first {c_n:,} test images (their test -ELBO on all).")
     return [
         f"- Data: `{p.dataset}`, {rows} (vaelab's split: 10% of them for validation), "
         f"`--preprocess {p.preprocess}`, Bernoulli likelihood, seed {p.seed}.",
@@ -381,7 +401,7 @@ def protocol_text(protocol: Protocol, meta: dict[str, Any]) -> list[str]:
         f"NLL with K = {p.iwae_k} on the first {p.iwae_rows:,} test images, the same images for "
         "every row; Fréchet distances between 2,000 samples and 2,000 test images in vaelab's "
         "own 64-d classifier features (comparable within this table, not with published FIDs); "
-        "kNN (k = 5) on posterior means, fitted on 5,000 training codes.",
+        "kNN (k = 5) on posterior means, fitted on 5,000 training codes." + conv,
         f"- Machine: {meta.get('machine', '?')}, torch {meta.get('torch', '?')}, "
         f"{p.threads} torch threads; whole run {meta.get('wall_minutes', 0):.0f} minutes.",
     ]
@@ -436,6 +456,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=Protocol.epochs)
     ap.add_argument("--conv-epochs", type=int, default=Protocol.conv_epochs)
     ap.add_argument("--latent-dim", type=int, default=Protocol.latent_dim)
+    ap.add_argument("--conv-subset", type=int, default=None,
+                    help="training rows of the conv rows (default: --subset)")
+    ap.add_argument("--conv-iwae-k", type=int, default=None, help="default: --iwae-k")
+    ap.add_argument("--conv-iwae-rows", type=int, default=None, help="default: --iwae-rows")
     ap.add_argument("--iwae-k", type=int, default=Protocol.iwae_k)
     ap.add_argument("--iwae-rows", type=int, default=Protocol.iwae_rows)
     ap.add_argument("--threads", type=int, default=Protocol.threads)
@@ -452,6 +476,8 @@ def main() -> None:
 
     protocol = Protocol(dataset=args.dataset, preprocess=args.preprocess, subset=args.subset,
                         epochs=args.epochs, conv_epochs=args.conv_epochs,
+                        conv_subset=args.conv_subset, conv_iwae_k=args.conv_iwae_k,
+                        conv_iwae_rows=args.conv_iwae_rows,
                         latent_dim=args.latent_dim, iwae_k=args.iwae_k,
                         iwae_rows=args.iwae_rows, seed=args.seed, threads=args.threads)
     suffix = "" if args.dataset == "fashion-mnist" else f"-{args.dataset}"

@@ -65,3 +65,31 @@ def test_generated_blocks_keep_the_prose_around_them(zoo):
     added = zoo.replace_block(new, "targets", ["- x"])
     assert added.startswith(new.rstrip("\n")) and added.endswith(
         "<!-- zoo:targets -->\n- x\n<!-- /zoo:targets -->\n")
+
+
+def test_conv_rows_take_their_own_cpu_length(zoo):
+    p = zoo.Protocol(conv_subset=5000, conv_iwae_k=200, conv_iwae_rows=500)
+    mlp = p.options(zoo.Row("vae", "mlp"))
+    conv = p.options(zoo.Row("vamp", "conv"))
+    assert "subset" not in mlp and (mlp["eval_k"], mlp["eval_rows"], mlp["epochs"]) == \
+        (1000, 2000, 20)
+    assert (conv["subset"], conv["eval_k"], conv["eval_rows"], conv["epochs"]) == \
+        (5000, 200, 500, 10)
+    text = " ".join(zoo.protocol_text(p, {"n_test": 10000}))
+    assert "Conv rows at a CPU length: 5,000 training rows" in text and "K = 200" in text
+    same = " ".join(zoo.protocol_text(zoo.Protocol(), {"n_test": 10000}))
+    assert "CPU length" not in same
+
+
+def test_table_names_each_rows_k_when_they_differ(zoo):
+    base = {"nll_kind": "neg_elbo", "nll": 100.0, "nll_se": 1.0, "iwae_nll_se": 0.5,
+            "frechet_prior": 10.0, "frechet_gmm": None, "active_units": 5, "latent_dim": 20,
+            "knn_accuracy": 0.7, "train_seconds": 3.0, "parameters": 10}
+    rows = [{**base, "key": "vae-mlp", "name": "vae", "model": "vae", "arch": "mlp",
+             "iwae_nll": 95.0, "iwae_k": 1000},
+            {**base, "key": "vae-conv", "name": "vae", "model": "vae", "arch": "conv",
+             "iwae_nll": 90.0, "iwae_k": 200}]
+    lines = zoo.table(rows)
+    assert "K=200 / 1000" in lines[0]
+    assert "95.00 ± 0.50 (K=1000)" in lines[2] and "90.00 ± 0.50 (K=200)" in lines[3]
+    assert "(K=" not in "".join(zoo.table(rows[:1])[2:])
