@@ -19,9 +19,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/vaelab demo
 
+# One test process per core (at most 4), a test file per process: the scenario matrix and its
+# browser check share a file; each process runs torch on one thread (tests/conftest.py).
 test: $(STAMP)
 	$(BIN)/python -m ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow and not browser"
