@@ -28,11 +28,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gemm_bound import adam_update_seconds, gather_seconds, training_step_bound
+from reference_loop import VAE as ReferenceVAE  # the PyTorch example's model, one copy
+from reference_loop import loss_function as reference_loss
 
 from vaelab.data import DataConfig, load_data
 from vaelab.evaluate import elbo_metrics
@@ -41,39 +41,6 @@ from vaelab.train.config import TrainConfig
 from vaelab.train.loop import Trainer
 
 LAYERS = [(784, 400), (400, 40), (20, 400), (400, 784)]
-
-
-class ReferenceVAE(nn.Module):
-    """The model of the PyTorch example (784-400-20, sigmoid output)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(784, 400)
-        self.fc21 = nn.Linear(400, 20)
-        self.fc22 = nn.Linear(400, 20)
-        self.fc3 = nn.Linear(20, 400)
-        self.fc4 = nn.Linear(400, 784)
-
-    def encode(self, x):
-        h1 = F.relu(self.fc1(x))
-        return self.fc21(h1), self.fc22(h1)
-
-    def reparameterize(self, mu, logvar):
-        std = torch.exp(0.5 * logvar)
-        return mu + torch.randn_like(std) * std
-
-    def decode(self, z):
-        return torch.sigmoid(self.fc4(F.relu(self.fc3(z))))
-
-    def forward(self, x):
-        mu, logvar = self.encode(x.view(-1, 784))
-        return self.decode(self.reparameterize(mu, logvar)), mu, logvar
-
-
-def reference_loss(recon_x, x, mu, logvar):
-    bce = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction="sum")
-    kld = -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
-    return bce + kld
 
 
 def run_reference(x_train, x_test, epochs, batch, device, seed) -> tuple[float, float]:
