@@ -7,6 +7,14 @@ import ctypes.util
 import sys
 
 _TUNED = False
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
+"""glibc's mallopt parameters."""
+GLIBC_DEFAULT_THRESHOLD = 128 << 10
+"""Both thresholds' glibc default (128 KiB)."""
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def tune_cpu_allocator() -> bool:
@@ -24,9 +32,8 @@ def tune_cpu_allocator() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        ok = libc.mallopt(m_mmap_threshold, 256 << 20) and libc.mallopt(m_trim_threshold, 1 << 30)
+        libc = _libc()
+        ok = libc.mallopt(M_MMAP_THRESHOLD, 256 << 20) and libc.mallopt(M_TRIM_THRESHOLD, 1 << 30)
     except (OSError, AttributeError):
         return False
     _TUNED = bool(ok)
@@ -41,10 +48,9 @@ def restore_cpu_allocator() -> bool:
     if not _TUNED:
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        m_trim_threshold, m_mmap_threshold = -1, -3
-        libc.mallopt(m_mmap_threshold, 128 << 10)
-        libc.mallopt(m_trim_threshold, 128 << 10)
+        libc = _libc()
+        libc.mallopt(M_MMAP_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
+        libc.mallopt(M_TRIM_THRESHOLD, GLIBC_DEFAULT_THRESHOLD)
         libc.malloc_trim(0)
     except (OSError, AttributeError):
         return False
