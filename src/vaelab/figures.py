@@ -319,7 +319,7 @@ TSNE_POINTS = 1500
 
 def _tsne_codes(run: Run) -> tuple[np.ndarray, np.ndarray | None] | None:
     """The codes (and labels) the t-SNE map is made of, or None for latents of 2-D or less."""
-    from vaelab.evaluate.metrics import subset_rows
+    from vaelab.evaluate.latent_metrics import subset_rows
     from vaelab.projection import MIN_TSNE_POINTS
 
     lat = run.latents()

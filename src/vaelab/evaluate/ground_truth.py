@@ -17,24 +17,16 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 Encoder = Callable[[np.ndarray], np.ndarray]
 
 
 def mean_encoder(model: Any, batch_size: int = 512) -> Encoder:
     """Posterior means (the representation every metric scores) of model-space inputs."""
-    model.eval()
-    dev = next(model.parameters()).device
+    from vaelab.evaluate.metrics import encode_dataset
 
-    @torch.no_grad()
     def encode(x: np.ndarray) -> np.ndarray:
-        out = []
-        for start in range(0, len(x), batch_size):
-            xb = torch.as_tensor(np.asarray(x[start : start + batch_size]),
-                                 dtype=torch.float32, device=dev)
-            out.append(model.encode(xb)[0].float().cpu().numpy())
-        return np.concatenate(out) if out else np.zeros((0, model.latent_dim), np.float32)
+        return encode_dataset(model, x, batch_size=batch_size)[0]
 
     return encode
 

@@ -29,8 +29,9 @@ SILHOUETTE_ROWS = 2000
 """Test codes the silhouette is computed on at most (it needs all their pairwise distances)."""
 
 
-def _subset(n: int, limit: int, seed: int) -> np.ndarray:
-    """All rows, or a seeded sorted subset of ``limit`` of them."""
+def subset_rows(n: int, limit: int, seed: int) -> np.ndarray:
+    """Every row index, or a seeded sorted subset of ``limit`` of them (the bounded subsets of
+    the label metrics, the t-SNE map and ``metrics.encode_subset``)."""
     if n <= limit:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
@@ -124,14 +125,14 @@ def label_structure(z_train: np.ndarray, y_train: np.ndarray, z_test: np.ndarray
     out: dict[str, Any] = {}
     if len(tr) < 5 or len(te) < 2 or len(np.unique(y_train[tr])) < 2:
         return out
-    tr = tr[_subset(len(tr), LABEL_TRAIN_ROWS, seed)]
-    te = te[_subset(len(te), LABEL_TEST_ROWS, seed)]
+    tr = tr[subset_rows(len(tr), LABEL_TRAIN_ROWS, seed)]
+    te = te[subset_rows(len(te), LABEL_TEST_ROWS, seed)]
     ztr, ytr = np.asarray(z_train[tr], np.float64), np.asarray(y_train[tr])
     zte, yte = np.asarray(z_test[te], np.float64), np.asarray(y_test[te])
     out["knn_accuracy"] = float(np.mean(knn_predict(ztr, ytr, zte) == yte))
     out["linear_probe_accuracy"] = float(np.mean(linear_probe(ztr, ytr, zte) == yte))
     if len(np.unique(yte)) >= 2 and len(zte) > len(np.unique(yte)):
-        pick = _subset(len(zte), SILHOUETTE_ROWS, seed)
+        pick = subset_rows(len(zte), SILHOUETTE_ROWS, seed)
         out["silhouette"] = silhouette(zte[pick], yte[pick])
         out["silhouette_n"] = len(pick)
     out["chance_accuracy"] = float(np.max(np.bincount(yte)) / len(yte))

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vaelab.evaluate.latent_metrics import subset_rows
 from vaelab.models import BaseModel
 
 
@@ -100,13 +101,6 @@ def encode_dataset(
             lvs.append(lv.float().cpu().numpy())
     mu_all = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
     return mu_all, (np.concatenate(lvs) if lvs else None)
-
-
-def subset_rows(n: int, limit: int, seed: int) -> np.ndarray:
-    """Every row index, or a seeded sorted subset of ``limit`` of them."""
-    if n <= limit:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))
 
 
 def encode_subset(model: BaseModel, x: np.ndarray, y: np.ndarray | None, limit: int,
