@@ -15,8 +15,6 @@ a row.
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
@@ -48,44 +46,14 @@ def factor_codes(values: list[str]) -> np.ndarray:
     return np.array([order[v] for v in cells], dtype=np.int32)
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
+def read_columns(path: Path, header: str = "auto", decimal: str = "auto",
+                 encoding: str = "auto") -> tuple[list[str], list[list[str]]]:
+    """(column names, body rows) of a delimited text file, read exactly as the table's features
+    are (``tabular.read_text_table``: encoding, delimiter, header), so the rows agree."""
+    from vaelab.data.tabular import read_text_table
 
-
-def read_columns(path: Path, header: str = "auto") -> tuple[list[str], list[list[str]]]:
-    """(column names, body rows) of a delimited text file. With ``header`` auto the first line
-    is the header unless all its cells are numbers; without a header the names are 0, 1, ..."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path} cannot be read ({exc.strerror}); check the path.") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        text = raw.decode("latin-1")
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    if not lines:
-        raise DataError(f"{path} is empty; give one row per example.")
-    if path.suffix.lower() in (".tsv", ".tab"):
-        delim = "\t"
-    else:
-        delim = max((",", ";", "\t"), key=lines[0].count)
-    rows = [[c.strip() for c in r] for r in csv.reader(io.StringIO("\n".join(lines)),
-                                                       delimiter=delim)]
-    has_header = header == "yes" or (header == "auto" and not all(map(_is_number, rows[0])))
-    names = rows[0] if has_header else [str(j) for j in range(len(rows[0]))]
-    body = rows[1:] if has_header else rows
-    for i, r in enumerate(body):
-        if len(r) != len(names):
-            raise DataError(f"{path}: line {i + 1 + has_header} has {len(r)} fields but line 1 "
-                            f"has {len(names)}; every row needs the same number of columns.")
-    if not body:
-        raise DataError(f"{path} has a header but no rows of values.")
-    return names, body
+    table = read_text_table(path, header, decimal, encoding)
+    return table.names, table.body
 
 
 def _column_index(path: Path, names: list[str], spec: str) -> int:
@@ -102,10 +70,10 @@ def _column_index(path: Path, names: list[str], spec: str) -> int:
                     f"{', '.join(names)}).")
 
 
-def table_factors(path: Path, columns: list[str], header: str = "auto"
-                  ) -> tuple[np.ndarray, list[str]]:
+def table_factors(path: Path, columns: list[str], header: str = "auto", decimal: str = "auto",
+                  encoding: str = "auto") -> tuple[np.ndarray, list[str]]:
     """Codes (rows, K) and names of the factor ``columns`` of a table."""
-    names, body = read_columns(path, header)
+    names, body = read_columns(path, header, decimal, encoding)
     idx = [_column_index(path, names, c) for c in columns]
     codes = np.stack([factor_codes([r[j] for r in body]) for j in idx], 1)
     return codes, [names[j] for j in idx]
@@ -169,7 +137,7 @@ def read_factors(path: Path, cfg: DataConfig, rows: list[str] | None = None
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise DataError(f"--factor-columns applies to CSV / TSV files and image folders (their "
                         f"factors.csv), not {path.suffix} files.")
-    return table_factors(path, columns, cfg.header)
+    return table_factors(path, columns, cfg.header, cfg.decimal, cfg.encoding)
 
 
 def attach_factors(ds: Dataset, path: Path, found: tuple[np.ndarray, list[str]] | None
