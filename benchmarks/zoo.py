@@ -207,22 +207,6 @@ def per_example_nll(run: vaelab.Run, x: np.ndarray, y: np.ndarray | None,
 
 
 @torch.no_grad()
-def layer_active_units(run: vaelab.Run, x: np.ndarray) -> dict[str, int]:
-    """hvae: active units of each stochastic layer (posterior means' variance > 0.01)."""
-    from vaelab.evaluate.latent_metrics import active_units
-
-    model = run.model
-    model.eval()
-    means: dict[str, list[np.ndarray]] = {}
-    for start in range(0, len(x), 1024):
-        xb = torch.as_tensor(np.asarray(x[start : start + 1024]), dtype=torch.float32,
-                             device=run.device)
-        for name, (mu, _) in model.layer_posteriors(xb).items():
-            means.setdefault(name, []).append(mu.float().cpu().numpy())
-    return {name: active_units(np.concatenate(m))[0] for name, m in sorted(means.items())}
-
-
-@torch.no_grad()
 def binary_test_iwae(run: vaelab.Run, n: int, k: int, seed: int) -> np.ndarray:
     """IWAE bound on a seeded Bernoulli draw of the first ``n`` test images: the published
     protocol for dynamically binarised MNIST (vaelab's metrics use the grey levels there)."""
@@ -301,7 +285,8 @@ def measure(row: Row, protocol: Protocol, folder: Path, reuse: bool) -> dict[str
         out.update({k: t[k] for k in ("codebook_usage", "codebook_perplexity") if k in t})
         out["test_prior_nll"] = out["nll"] - float(t["recon_nll"])
     if row.model == "hvae":
-        out["layer_active_units"] = layer_active_units(run, run.data.test.x)
+        out["layer_active_units"] = {k.removeprefix("active_units_"): v for k, v in
+                                     run.model.test_metrics(run.data.test.x).items()}
     if "iwae_binary" in arrays:
         out["iwae_binary_nll"] = float(arrays["iwae_binary"].mean())
         out["iwae_binary_nll_se"] = se(arrays["iwae_binary"])

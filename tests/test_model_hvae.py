@@ -135,3 +135,17 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tmp_path):
     assert res.metrics["test"]["iwae_nll"] == ref.metrics["test"]["iwae_nll"]
     assert res.metrics["test"]["iwae_nll"] <= res.metrics["test"]["neg_elbo_k"]
     assert res.sample(4).shape == (4, 1, 8, 8)
+
+
+def test_metrics_json_counts_active_units_in_each_layer(tmp_path):
+    run = vaelab.train(dataset="digits", model="hvae", latent_dim=4, top_latent_dim=2,
+                       hidden=[32], subset=300, epochs=2, eval_k=0, progress=False, log=None,
+                       report=False, out=str(tmp_path / "run"))
+    t = run.metrics["test"]
+    x = torch.as_tensor(run.data.test.x, dtype=torch.float32)
+    with torch.no_grad():
+        layers = run.model.layer_posteriors(x)
+    for name, size in (("z1", 4), ("z2", 2)):
+        var = layers[name][0].var(0, unbiased=False).numpy()
+        assert t[f"active_units_{name}"] == int((var > 0.01).sum()) <= size
+    assert t["active_units"] == t["active_units_z1"]  # the code the decoder reads is z1

@@ -3,6 +3,7 @@ gradients, the PixelCNN code prior and its training phase, resume in that phase,
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -267,3 +268,9 @@ def test_a_run_round_trips_and_samples(tmp_path):
     x = run.data.test.x[:4]
     assert np.allclose(run.reconstruct(x), again.reconstruct(x), atol=1e-6)
     assert [r["phase"] for r in again.history] == ["vq-vae", "vq-vae", "prior"]
+    t = json.loads((run.path / "metrics.json").read_text())["test"]  # the family's own numbers
+    assert t == again.metrics["test"]
+    want = run.model.code_metrics(run.data.test.x)
+    assert {k: t[k] for k in want} == pytest.approx(want)
+    assert 0 < t["codebook_usage"] <= 1 and 1 <= t["codebook_perplexity"] <= 16
+    assert t["code_positions"] == 4 and t["code_bits"] == pytest.approx(4 * 4.0)

@@ -110,6 +110,7 @@ def compute_metrics(run: Run, *, iwae_k: int = 100, iwae_rows: int | None = None
         m.update(k_sample_metrics(bounds))
         m["iwae_k"] = iwae_k
         m["iwae_n"] = n_iw
+    m.update(model.test_metrics(test.x))  # a family's own numbers (codebook use, layers' units)
     au, _ = active_units(lat["mu"])
     m["active_units"] = au
     m["latent_dim"] = int(lat["mu"].shape[1])

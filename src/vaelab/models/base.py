@@ -121,6 +121,11 @@ class BaseModel(nn.Module):
     def decode_mean(self, z: Tensor, y: Tensor | None = None) -> Tensor:
         return self.likelihood.mean(self.decode(z, y))
 
+    def test_metrics(self, x: Any) -> dict[str, Any]:
+        """The family's own numbers on the test inputs ``x`` (model space, possibly a lazy
+        array), merged into metrics.json's "test" section; none by default."""
+        return {}
+
     @torch.no_grad()
     def reconstruct(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         mu, _ = self.encode(x, y)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -105,6 +106,23 @@ class HierarchicalVAE(BaseModel):
         mu1, lv1, mu2, lv2 = self.bottom_up(x)
         mu_p, lv_p = self.prior_z1(mu2)
         return {"z1": precision_merge(mu1, lv1, mu_p, lv_p), "z2": (mu2, lv2)}
+
+    @torch.no_grad()
+    def test_metrics(self, x: Any, batch_size: int = 1024) -> dict[str, Any]:
+        """Active units of each stochastic layer (posterior means' variance over ``x`` above
+        0.01): ``active_units_z1`` and ``active_units_z2``."""
+        from vaelab.evaluate.latent_metrics import active_units
+
+        self.eval()
+        dev = next(self.parameters()).device
+        means: dict[str, list[np.ndarray]] = {"z1": [], "z2": []}
+        for start in range(0, len(x), batch_size):
+            xb = torch.as_tensor(np.asarray(x[start : start + batch_size]), dtype=torch.float32,
+                                 device=dev)
+            for name, (mu, _) in self.layer_posteriors(xb).items():
+                means[name].append(mu.float().cpu().numpy())
+        return {f"active_units_{name}": active_units(np.concatenate(m))[0]
+                for name, m in means.items() if m}
 
     # -- the surface ---------------------------------------------------------------------------
     def encode(self, x: Tensor, y: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import torch
@@ -332,6 +333,10 @@ class VQVAE(BaseModel):
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Codebook rows of a code grid drawn from the prior, flattened (n, latent_dim)."""
         return self.to_flat(self.embed_codes(self.sample_codes(n, generator)))
+
+    def test_metrics(self, x: Any) -> dict[str, Any]:
+        """metrics.json's codebook usage, perplexity and code size (``code_metrics``)."""
+        return self.code_metrics(x)
 
     @torch.no_grad()
     def code_metrics(self, x: np.ndarray | Tensor, batch_size: int = 1024) -> dict[str, float]:
