@@ -80,10 +80,15 @@ def discriminator_accuracy(joint: Tensor, shuffled: Tensor) -> Tensor:
     return 0.5 * ((joint.argmax(1) == 0).float().mean() + (shuffled.argmax(1) == 1).float().mean())
 
 
+def logits_loss(joint: Tensor, shuffled: Tensor) -> Tensor:
+    """Cross-entropy of D's logits on codes (class 0) and shuffled codes (class 1), averaged."""
+    zeros = torch.zeros(len(joint), dtype=torch.long, device=joint.device)
+    return 0.5 * (F.cross_entropy(joint, zeros) + F.cross_entropy(shuffled, zeros + 1))
+
+
 def discriminator_loss(disc: nn.Module, z: Tensor, z_perm: Tensor) -> Tensor:
     """Cross-entropy of D on codes (class 0) and shuffled codes (class 1), averaged."""
-    zeros = torch.zeros(len(z), dtype=torch.long, device=z.device)
-    return 0.5 * (F.cross_entropy(disc(z), zeros) + F.cross_entropy(disc(z_perm), zeros + 1))
+    return logits_loss(disc(z), disc(z_perm))
 
 
 @register_model("factor-vae", "FactorVAE: gamma x total correlation from a discriminator on "
@@ -135,8 +140,7 @@ class FactorVAE(VAE):
         z, self._codes = self._codes, None
         joint, shuffled = self.discriminator(z), self.discriminator(permute_dims(z))
         self._acc = discriminator_accuracy(joint.detach(), shuffled.detach())
-        zeros = torch.zeros(len(z), dtype=torch.long, device=z.device)
-        return 0.5 * (F.cross_entropy(joint, zeros) + F.cross_entropy(shuffled, zeros + 1))
+        return logits_loss(joint, shuffled)
 
     def phases(self) -> list[TrainingPhase]:
         """One phase over the VAE's parameters, with the discriminator as its companion."""
