@@ -109,8 +109,18 @@ def adam_update_seconds(layers: list[tuple[int, int]], device: str = "cpu", repe
 
 def gather_seconds(rows: int, features: int, batch: int, device: str = "cpu",
                    repeats: int = 50) -> float:
-    """Time of reading one shuffled batch of ``batch`` rows out of a (rows, features) array."""
+    """Time of reading one shuffled batch of ``batch`` rows out of a (rows, features) array:
+    successive slices of a random permutation, as an epoch reads them (the same batch again
+    would be served from the cache)."""
     dev = torch.device(device)
     x = torch.rand(rows, features, device=dev)
-    idx = torch.randperm(rows, device=dev)[:batch]
-    return _time(lambda: x.index_select(0, idx), repeats)
+    perm = torch.randperm(rows, device=dev)
+    per_epoch = max(rows // batch, 1)
+    count = [0]
+
+    def gather() -> None:
+        i = count[0] % per_epoch
+        count[0] += 1
+        x.index_select(0, perm[i * batch : (i + 1) * batch])
+
+    return _time(gather, repeats)

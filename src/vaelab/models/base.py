@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaelab.errors import ConfigError
@@ -18,6 +17,7 @@ from vaelab.likelihoods import (
     GaussianLearned,
     Likelihood,
     make_likelihood,
+    softplus,
 )
 from vaelab.models.config import ModelConfig
 
@@ -216,7 +216,7 @@ def log_px_k(lik: Likelihood, x: Tensor, params: Tensor) -> Tensor:
     xf = x.reshape(b, -1)
     pf = params.reshape(k, b, -1)
     if type(lik) is Bernoulli:
-        return torch.einsum("kbd,bd->kb", pf, xf) - F.softplus(pf).sum(-1)
+        return torch.einsum("kbd,bd->kb", pf, xf) - softplus(pf).sum(-1)
     if type(lik) is Gaussian:
         d = xf.shape[1]
         return -0.5 / lik.sigma**2 * (pf - xf).square().sum(-1) - d * lik._log_norm

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaelab.likelihoods import Likelihood
+from vaelab.likelihoods import Likelihood, bernoulli_nll
 
 LOG_2PI = math.log(2 * math.pi)
 LOGVAR_MIN = 2 * math.log(0.01)
@@ -77,7 +77,7 @@ class MixedLikelihood(Likelihood):
             terms.append(-0.5 * ((x[:, s] - loc[:, s]).square() * torch.exp(-lv) + lv + LOG_2PI))
         if len(ix["bin_slots"]):
             s = ix["bin_slots"]
-            terms.append(-F.binary_cross_entropy_with_logits(loc[:, s], x[:, s], reduction="none"))
+            terms.append(-bernoulli_nll(loc[:, s], x[:, s]))
         for start, width in ix["cat"]:
             logp = F.log_softmax(loc[:, start : start + width], dim=1)
             terms.append((x[:, start : start + width] * logp).sum(1, keepdim=True))

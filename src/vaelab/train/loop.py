@@ -65,6 +65,12 @@ def to_device_tensor(
     return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype).to(device)
 
 
+def take_rows(a: Tensor, idx: Tensor) -> Tensor:
+    """Rows ``idx`` of ``a``: ``index_select`` for a tensor (2.5x faster on the CPU than
+    ``a[idx]``'s advanced indexing for a batch of rows), ``a[idx]`` for streamed rows."""
+    return a.index_select(0, idx) if isinstance(a, Tensor) else a[idx]
+
+
 def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Adam:
     """Adam over ``params`` (default: all of ``model``'s) with the fused kernel (CPU and
@@ -292,6 +298,20 @@ class Trainer:
         resume_from: Path | None = None,
     ) -> TrainState:
         """Train from ``start_epoch`` (or from the checkpoint ``resume_from``) to cfg.epochs."""
+        from vaelab.train import perf
+
+        flush = self.device.type == "cpu" and self.cfg.flush_denormals \
+            and not perf.flushing_denormals() and perf.flush_denormals(True)
+        try:
+            return self._fit(train_x, train_y, val_x, val_y, start_epoch=start_epoch,
+                             resume_from=resume_from)
+        finally:
+            if flush:  # PyTorch's default again for whatever the caller does next
+                perf.flush_denormals(False)
+
+    def _fit(self, train_x: np.ndarray, train_y: np.ndarray | None, val_x: np.ndarray | None,
+             val_y: np.ndarray | None, *, start_epoch: int, resume_from: Path | None
+             ) -> TrainState:
         cfg = self.cfg
         dev = self.device
         if self.dist.active:  # each rank trains on its own equal-sized shard of the rows
@@ -436,7 +456,8 @@ class Trainer:
             if self._graphed is not None and len(idx) == bs:
                 buf[i] = self._graphed(idx)
             else:
-                buf[i] = self._train_on(x[idx], None if y is None else y[idx])
+                yb = None if y is None else take_rows(y, idx)
+                buf[i] = self._train_on(take_rows(x, idx), yb)
             if bar is not None:
                 bar.update(1)
                 now = time.perf_counter()
