@@ -47,19 +47,24 @@ def sigmoid_and_log_abs(logits: Tensor) -> tuple[Tensor, Tensor]:
     return s, torch.maximum(s, 1.0 - s).log_()
 
 
-class _Softplus(torch.autograd.Function):
-    """log(1 + exp(l)) = relu(l) - log sigmoid(|l|), with the gradient sigmoid(l) * g."""
+class _LogisticNLL(torch.autograd.Function):
+    """softplus(l) - x l elementwise (softplus(l) alone without ``x``) from one sigmoid:
+    relu(l) - log sigmoid(|l|) - x l, with the gradient (sigmoid(l) - x) * g."""
 
     @staticmethod
-    def forward(ctx, logits: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx, logits: Tensor, x: Tensor | None) -> Tensor:  # type: ignore[override]
         s, log_m = sigmoid_and_log_abs(logits)
-        ctx.save_for_backward(s)
-        return logits.clamp_min(0.0).sub_(log_m)
+        out = logits.clamp_min(0.0).sub_(log_m)
+        if x is None:
+            ctx.save_for_backward(s)
+            return out
+        ctx.save_for_backward(s, x)
+        return out.sub_(x * logits)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:  # type: ignore[override]
-        (s,) = ctx.saved_tensors
-        return grad * s
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+        s, *x = ctx.saved_tensors
+        return grad * (s - x[0] if x else s), None  # targets needing a gradient use PyTorch's op
 
 
 def softplus(logits: Tensor) -> Tensor:
@@ -70,22 +75,7 @@ def softplus(logits: Tensor) -> Tensor:
     the sigmoid of clamped logits never does. The absolute error is below float32's spacing
     near 1 (6e-8 per element); the value itself is not clamped.
     """
-    return _Softplus.apply(logits)
-
-
-class _BernoulliNLL(torch.autograd.Function):
-    """-log Bernoulli(x; sigmoid(l)) elementwise, with the gradient (sigmoid(l) - x) * g."""
-
-    @staticmethod
-    def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:  # type: ignore[override]
-        s, log_m = sigmoid_and_log_abs(logits)
-        ctx.save_for_backward(s, x)
-        return logits.clamp_min(0.0).sub_(x * logits).sub_(log_m)
-
-    @staticmethod
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor | None]:  # type: ignore[override]
-        s, x = ctx.saved_tensors
-        return grad * (s - x), None  # targets that need a gradient take PyTorch's own op
+    return _LogisticNLL.apply(logits, None)
 
 
 def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
@@ -96,7 +86,7 @@ def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
         return F.binary_cross_entropy_with_logits(logits, x, reduction="none")
     if logits.dtype in (torch.float16, torch.bfloat16):
         logits = logits.float()
-    return _BernoulliNLL.apply(logits, x)
+    return _LogisticNLL.apply(logits, x)
 
 
 class Bernoulli(Likelihood):

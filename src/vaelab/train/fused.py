@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
+from torch.optim import optimizer as opt_mod
 
 from vaelab.likelihoods import Bernoulli, Gaussian, sigmoid_and_log_abs
 from vaelab.models import BaseModel
@@ -91,8 +92,6 @@ class DirectAdam:
         self._lists: tuple[list[Tensor], ...] | None = None
 
     def _qualifies(self) -> bool:
-        from torch.optim import optimizer as opt_mod
-
         opt = self.optimizer
         if type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1:
             return False
