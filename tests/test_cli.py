@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -105,3 +106,41 @@ def test_vaelab_train_stays_the_function_after_its_subpackage_loads():
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "True True True"
+
+
+def test_the_program_exits_fast_on_success_and_the_usual_way_on_failure(monkeypatch, capsys):
+    """`vaelab` (cli.main.run) ends a successful command with os._exit(0) after flushing its
+    output (no interpreter teardown); a failure keeps its exit status and normal exit."""
+    import os
+
+    from vaelab.cli import main as cli_main
+
+    class FastExit(Exception):
+        pass
+
+    codes = []
+
+    def fake_exit(code):
+        codes.append(code)
+        raise FastExit
+
+    monkeypatch.setattr(os, "_exit", fake_exit)
+    monkeypatch.setattr(sys, "argv", ["vaelab", "--version"])
+    with pytest.raises(FastExit):
+        cli_main.run()
+    assert codes == [0] and "version" in capsys.readouterr().out
+    monkeypatch.setattr(sys, "argv", ["vaelab", "train", "--no-such-flag"])
+    with pytest.raises(SystemExit) as err:
+        cli_main.run()
+    assert err.value.code == 2 and codes == [0]
+    assert "no-such-flag" in capsys.readouterr().err
+
+
+def test_vaelab_train_as_a_program_finishes_its_run(tmp_path):
+    out = tmp_path / "run"
+    r = _run_cli("train", "--dataset", "digits", "--epochs", "2", "--latent-dim", "2",
+                 "--out", str(out), "-q")
+    assert r.returncode == 0, r.stderr
+    status = json.loads((out / "run.json").read_text())
+    assert status["status"] == "finished"
+    assert (out / "report.html").exists() and (out / "model.safetensors").exists()

@@ -229,6 +229,20 @@ def test_preprocessing_inverts(kind):
     assert np.allclose(again.transform(x), pre.transform(x))
 
 
+@pytest.mark.parametrize("kind", ["minmax", "binarize", "standardize"])
+def test_fitting_stored_values_equals_fitting_their_float32_copy(kind):
+    """min / max are read from uint8 pixels and float64 cells as stored, without a float32
+    copy, and come out as the copy's would (float32 rounding is monotonic)."""
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(3, 251, (700, 1, 5, 5)).astype(np.uint8)
+    cells = rng.normal(0, 1e3, (700, 6)) + 0.1  # float64, not representable in float32
+    for raw in (pixels, cells):
+        direct = Preprocessor(kind).fit(raw).params
+        copied = Preprocessor(kind).fit(raw.astype(np.float32)).params
+        assert direct == copied
+    assert Preprocessor(kind).fit(pixels).params["max"] == float(pixels.max())
+
+
 def test_binarize_threshold():
     pre = Preprocessor("binarize").fit(np.array([[0.0, 10.0]]), threshold=0.3)
     assert pre.transform(np.array([[2.0, 4.0]])).tolist() == [[0.0, 1.0]]

@@ -144,3 +144,36 @@ def test_figure_functions_render_on_tiny_arrays():
                            np.arange(30) % 3)]
     for f in figs:
         assert f.axes and all(math.isfinite(v) for v in f.get_size_inches())
+
+
+def test_canvases_show_as_the_grey_colour_map_did():
+    """show_image hands matplotlib float32 RGBA (resampled without float64 planes): the
+    rendered pixels are those of the grey colour map on the [0, 1] canvas, colour too."""
+    import io
+
+    from matplotlib.figure import Figure
+    from PIL import Image
+
+    from vaelab.plots.common import show_image, to_rgba
+
+    rng = np.random.default_rng(0)
+    grey = rng.random((12, 20))
+    grey[0, 0] = np.nan  # shows white, as a masked pixel did
+
+    def render(draw) -> np.ndarray:
+        fig = Figure(figsize=(2, 1.2), dpi=50)
+        draw(fig.add_axes((0, 0, 1, 1)))
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        return np.asarray(Image.open(buf).convert("RGB")).astype(int)
+
+    old = render(lambda ax: ax.imshow(grey, cmap="gray", vmin=0, vmax=1,
+                                      interpolation="nearest"))
+    new = render(lambda ax: show_image(ax, grey))
+    assert old.shape == new.shape
+    same = np.abs(old - new).max(-1) <= 1  # a few cell edges resample a level or more apart
+    assert same.mean() >= 0.99, same.mean()
+    assert (new[1:4, 1:4] == 255).all() and (old[1:4, 1:4] == 255).all()  # the NaN cell
+    rgb = to_rgba(rng.random((4, 5, 3)))
+    assert rgb.dtype == np.float32 and rgb.shape == (4, 5, 4) and (rgb[..., 3] == 1).all()
+    assert to_rgba(np.array([[2.0, -1.0]]))[0, :, 0].tolist() == [1.0, 0.0]  # clipped

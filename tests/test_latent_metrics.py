@@ -42,6 +42,44 @@ def test_linear_probe_matches_scikit_learn_logistic_regression():
     assert (ours == ref).mean() >= 0.99
 
 
+def _probe_objective(x, y, w, b, c=1.0):
+    logits = x @ w + b
+    top = logits.max(1, keepdims=True)
+    lse = np.log(np.exp(logits - top).sum(1)) + top[:, 0]
+    return c * (lse - logits[np.arange(len(y)), y]).sum() + 0.5 * (w**2).sum()
+
+
+def test_probe_solvers_reach_scikit_learns_optimum():
+    """Newton's method (small probes) and L-BFGS (large ones) minimise the same convex
+    objective as scikit-learn's LogisticRegression: the same value, to its tolerance."""
+    from vaelab.evaluate import latent_metrics as lm
+
+    z, y = _codes(2000, 3, d=8, classes=6)
+    x = (z - z.mean(0)) / z.std(0)
+    ref = LogisticRegression(max_iter=2000, tol=1e-10).fit(x, y)
+    f_ref = _probe_objective(x, y, ref.coef_.T, ref.intercept_)
+    w, b = lm._probe_newton(x, y, 6, 1.0, 100)
+    assert _probe_objective(x, y, w, b) <= f_ref * (1 + 1e-9)
+    w2, b2 = lm._probe_lbfgs(x, y, 6, 1.0, 100)
+    assert abs(_probe_objective(x, y, w2, b2) - f_ref) <= 1e-4 * f_ref
+    # the two paths give the same probabilities, so the same predictions
+    assert ((x @ w + b).argmax(1) == (x @ w2 + b2).argmax(1)).mean() >= 0.999
+
+
+def test_wide_probes_take_lbfgs(monkeypatch):
+    from vaelab.evaluate import latent_metrics as lm
+
+    calls = []
+    monkeypatch.setattr(lm, "_probe_lbfgs", lambda *a: calls.append(a) or
+                        (np.zeros((a[0].shape[1], a[2])), np.zeros(a[2])))
+    z, y = _codes(300, 0, d=6, classes=5)
+    lm.linear_probe(z, y, z)
+    assert not calls  # (6 + 1) x 5 parameters: Newton
+    monkeypatch.setattr(lm, "NEWTON_MAX_PARAMS", 30)
+    lm.linear_probe(z, y, z)
+    assert len(calls) == 1
+
+
 def test_silhouette_matches_scikit_learn_including_a_lone_point():
     z, y = _codes(300, 2)
     assert abs(silhouette(z, y) - silhouette_score(z, y)) < 1e-9

@@ -140,4 +140,5 @@ def test_colour_tiles_and_grids_keep_their_channels():
     assert multi.shape == (5, 6) and np.allclose(multi, 0.5)  # 2 channels: their grey mean
     fig = image_grid(rgb, ncols=2, value_range=(0, 1))
     shown = fig.axes[0].images[0].get_array()
-    assert shown.shape == (11, 13, 3) and shown[0, 0].tolist() == [1.0, 0.0, 0.0]
+    # shown as RGBA (opaque), the colour channels unchanged
+    assert shown.shape == (11, 13, 4) and shown[0, 0].tolist() == [1.0, 0.0, 0.0, 1.0]

@@ -60,3 +60,17 @@ def test_disabled_worker_runs_inline(monkeypatch):
     monkeypatch.setenv(worker.DISABLE_ENV, "1")
     assert worker.get_worker() is None
     assert worker.submit("ping").result() == os.getpid()
+
+
+def test_the_worker_yields_to_training_and_exits_when_its_client_goes():
+    """It runs niced (training threads keep their cores) and exits as soon as its pipe
+    closes, without waiting on a close() from the client."""
+    w = worker.Worker()
+    try:
+        pid = w.submit("ping").result(timeout=60)  # serving: the nice() call has run
+        assert os.getpriority(os.PRIO_PROCESS, pid) >= \
+            os.getpriority(os.PRIO_PROCESS, os.getpid()) + min(worker.NICENESS, 1)
+        w.proc.stdin.close()  # what the kernel does when the client process ends
+        assert w.proc.wait(timeout=10) == 0
+    finally:
+        w.close()

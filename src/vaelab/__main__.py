@@ -1,6 +1,6 @@
 """`python -m vaelab` (also under torchrun)."""
 
-from vaelab.cli.main import main
+from vaelab.cli.main import run
 
 if __name__ == "__main__":
-    main()
+    run()

@@ -214,8 +214,10 @@ def is_lazy(x: Any) -> bool:
     return isinstance(x, LazyRows)
 
 
-def iter_chunks(x: Any, rows: int | None = None) -> Iterator[np.ndarray]:
-    """float32 row blocks of an in-memory array, memmap or LazyRows (about 64 MB each)."""
+def iter_chunks(x: Any, rows: int | None = None,
+                dtype: Any = np.float32) -> Iterator[np.ndarray]:
+    """Row blocks of an in-memory array, memmap or LazyRows (about 64 MB of float32 each), as
+    ``dtype`` (None: as stored, e.g. uint8 pixels for a min / max without a float copy)."""
     if isinstance(x, LazyRows):
         for _, _, block in x.chunks(rows):
             yield block
@@ -224,7 +226,7 @@ def iter_chunks(x: Any, rows: int | None = None) -> Iterator[np.ndarray]:
     row_bytes = max(int(np.prod(np.shape(x)[1:], dtype=np.int64)) * 4, 1)
     step = rows or max(DEFAULT_CHUNK_BYTES // row_bytes, 1)
     for start in range(0, n, step):
-        yield np.asarray(x[start : start + step], dtype=np.float32)
+        yield np.asarray(x[start : start + step], dtype=dtype)
 
 
 # -- .npy files too large for memory ---------------------------------------------------------------

@@ -40,11 +40,14 @@ class Preprocessor:
         n_total = 0
         lo, hi = np.inf, -np.inf
         mean = m2 = None
-        for block in iter_chunks(x):
+        # min / max read the stored values (uint8 pixels stay uint8); standardize needs floats
+        for block in iter_chunks(x, dtype=np.float32 if self.kind == "standardize" else None):
             if not len(block):
                 continue
             flat = block.reshape(len(block), -1)
-            lo, hi = min(lo, float(flat.min())), max(hi, float(flat.max()))
+            # float32 rounding of the extremes, as if each block had been cast (it is monotonic)
+            lo = min(lo, float(np.float32(flat.min())))
+            hi = max(hi, float(np.float32(flat.max())))
             if self.kind == "standardize":  # Chan et al.'s pairwise mean / M2 update
                 b = flat.astype(np.float64)
                 nb = len(b)

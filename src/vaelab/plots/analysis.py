@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from vaelab.plots.common import new_figure, show_image, tile, unit_range
+from vaelab.plots.common import new_figure, show_image, tile, to_rgba, unit_range
 
 
 def _grid_image(images: np.ndarray, ncols: int, lo: float, hi: float) -> np.ndarray:
@@ -24,8 +24,7 @@ def manifold_grid(images: np.ndarray, values: np.ndarray,
     canvas = _grid_image(images, n, *value_range)
     fig = new_figure(8.5, 8.8)
     ax = fig.subplots()
-    ax.imshow(canvas, cmap="gray" if canvas.ndim == 2 else None, vmin=0, vmax=1,
-              extent=(0, n * w, 0, n * h), interpolation="nearest")
+    ax.imshow(to_rgba(canvas), extent=(0, n * w, 0, n * h), interpolation="nearest")
     lo, hi = float(values[0]), float(values[-1])
     step = 1.0 if hi - lo >= 4 else 0.5
     marks = np.arange(np.ceil(lo / step) * step, hi + 1e-6, step)

@@ -52,13 +52,25 @@ def unit_range(x: np.ndarray, lo: float | None = None, hi: float | None = None) 
     return np.clip((x - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
+def to_rgba(img: np.ndarray) -> np.ndarray:
+    """A [0, 1] grey (H, W) or colour (H, W, 3|4) canvas as float32 RGBA (the grey colour map
+    is linear; NaN shows white, as before). matplotlib resamples an RGBA float32 image in
+    float32; grey or RGB input went through float64 RGBA planes at the output size, about
+    110 MB for a tall traversal grid."""
+    img = np.clip(np.nan_to_num(np.asarray(img, dtype=np.float32), nan=1.0), 0.0, 1.0)
+    if img.ndim == 2:
+        img = np.repeat(img[..., None], 3, axis=-1)
+    if img.shape[-1] == 3:
+        img = np.concatenate([img, np.ones((*img.shape[:2], 1), np.float32)], axis=-1)
+    return img
+
+
 def show_image(ax, img: np.ndarray) -> None:
     """Show a canvas as :func:`tile` makes it: (H, W) grey or (H, W, 3) colour, in [0, 1]."""
     img = np.asarray(img)
     if img.ndim == 3 and img.shape[-1] not in (3, 4):
         raise ValueError(f"show_image takes an (H, W) or (H, W, 3) canvas, not {img.shape}")
-    ax.imshow(img, cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1,
-              interpolation="nearest")
+    ax.imshow(to_rgba(img), interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
 
