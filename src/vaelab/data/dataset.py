@@ -81,7 +81,12 @@ class Dataset:
     def take(self, index: np.ndarray, name: str | None = None) -> Dataset:
         from vaelab.data.lazy import LazyRows
 
-        x = self.x.take(index) if isinstance(self.x, LazyRows) else np.asarray(self.x[index])
+        if isinstance(self.x, LazyRows):
+            x = self.x.take(index)
+        elif _every_row_in_order(index, len(self)):  # e.g. the whole set for training: the
+            x = self.x  # same rows need no copy (preprocessing writes a new array, not this)
+        else:
+            x = np.asarray(self.x[index])
         return Dataset(
             x=x,
             y=None if self.y is None else self.y[index],
@@ -124,3 +129,9 @@ class DataSplits:
     @property
     def label_names(self) -> list[str] | None:
         return self.train.label_names
+
+
+def _every_row_in_order(index: np.ndarray, n: int) -> bool:
+    index = np.asarray(index)
+    return index.ndim == 1 and len(index) == n and index.dtype.kind in "iu" and \
+        bool((index == np.arange(n)).all())
