@@ -4,6 +4,7 @@ the slow path, the direct fused-Adam call, and flushing denormals on every intra
 from __future__ import annotations
 
 import copy
+import sys
 
 import pytest
 import torch
@@ -79,3 +80,31 @@ def test_flush_denormals_on_every_thread() -> None:
         perf.flush_denormals(False)
     assert not perf.flushing_denormals()
     assert float((tiny * 1.0).min()) > 0.0
+
+
+def test_after_training_buffers_of_megabytes_still_come_from_the_heap():
+    """restore_cpu_allocator keeps 8 MB buffers (the IWAE estimate's) in glibc's heap, not in
+    fresh mmap pages: the explicit 128 KiB defaults switched off glibc's adaptive threshold
+    and made every such buffer page-fault. Read through mallinfo2 (glibc >= 2.33)."""
+    import ctypes
+
+    from vaelab.train import perf
+
+    libc = perf._libc()
+    if not sys.platform.startswith("linux") or not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc's mallinfo2 is not available here")
+
+    class MallInfo2(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+            "uordblks", "fordblks", "keepcost")]
+
+    libc.mallinfo2.restype = MallInfo2
+    perf.tune_cpu_allocator()
+    assert perf.restore_cpu_allocator()
+    before = libc.mallinfo2().hblkhd
+    buf = torch.empty(2 << 20)  # 8 MB
+    buf.fill_(1.0)
+    mapped = libc.mallinfo2().hblkhd - before
+    del buf
+    assert mapped < 1 << 20, mapped  # not an mmap of its own
