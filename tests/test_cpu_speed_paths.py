@@ -83,7 +83,7 @@ def test_flush_denormals_on_every_thread() -> None:
 
 
 def test_after_training_buffers_of_megabytes_still_come_from_the_heap():
-    """restore_cpu_allocator keeps 8 MB buffers (the IWAE estimate's) in glibc's heap, not in
+    """restore_cpu_allocator keeps 3 MB buffers (the IWAE estimate's) in glibc's heap, not in
     fresh mmap pages: the explicit 128 KiB defaults switched off glibc's adaptive threshold
     and made every such buffer page-fault. Read through mallinfo2 (glibc >= 2.33)."""
     import ctypes
@@ -103,7 +103,7 @@ def test_after_training_buffers_of_megabytes_still_come_from_the_heap():
     perf.tune_cpu_allocator()
     assert perf.restore_cpu_allocator()
     before = libc.mallinfo2().hblkhd
-    buf = torch.empty(2 << 20)  # 8 MB
+    buf = torch.empty(3 << 18)  # 3 MB
     buf.fill_(1.0)
     mapped = libc.mallinfo2().hblkhd - before
     del buf

@@ -208,3 +208,27 @@ def test_deterministic_autoencoder_gets_reconstruction_and_latent_metrics(tmp_pa
     assert "neg_elbo" not in t and "iwae_nll" not in t and "kl" not in t
     assert {"recon_nll", "recon_mse", "active_units", "knn_accuracy"} <= set(t)
     assert "binary_accuracy" not in t and "frechet_distance" not in t  # standardised table
+
+
+def test_the_extractor_key_is_the_hash_of_the_rows_bytes_however_they_are_read():
+    """Hashing a block at a time (no copy of the rows) keeps the cache key of one float32
+    array's bytes, for plain arrays, rows with unlabelled ones between, and integer pixels."""
+    import hashlib
+
+    from vaelab.data.preprocessing import Preprocessor
+    from vaelab.evaluate import fid
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (2500, 1, 4, 4)).astype(np.uint8)
+    pre = Preprocessor("minmax", {"min": 0.0, "max": 255.0})
+    floats = pre._transform(pixels)
+    y = rng.integers(0, 3, 2500)
+    y[[5, 1700]] = -1  # unlabelled rows are skipped
+    keep, ys = fid._labelled(y)
+    rows = floats[keep]
+    want = hashlib.sha256(f"{fid.RECIPE}|3|{rows.shape}".encode())
+    want.update(rows.tobytes())
+    want.update(ys.tobytes())
+    for x in (floats, pre.transform(pixels, keep_pixels=True)):
+        assert fid.extractor_key(x, keep, ys, 3) == want.hexdigest()[:32]
+        assert np.array_equal(fid._rows(x, keep), rows)

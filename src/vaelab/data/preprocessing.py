@@ -74,11 +74,25 @@ class Preprocessor:
             self.params.update({"mean": mean.tolist(), "std": std.tolist()})
         return self
 
-    def transform(self, x: Any) -> Any:
-        """Raw values to model space; a LazyRows stays lazy (transformed per chunk)."""
+    def transform(self, x: Any, keep_pixels: bool = False) -> Any:
+        """Raw values to model space; a LazyRows stays lazy (transformed per chunk).
+
+        ``keep_pixels``: in-memory integer pixels scaled to [0, 1] stay integers, read as
+        float32 rows (``vaelab.data.pixels.PixelRows``: a quarter of the memory)."""
         if isinstance(x, LazyRows):
             return x.map(self._transform) if self.kind != "none" else x
+        if keep_pixels:
+            from vaelab.data.pixels import PixelRows, keeps_pixels
+
+            if keeps_pixels(x, self.kind):
+                return PixelRows(x, *self.unit_affine(), transform=self._transform)
         return self._transform(x)
+
+    def unit_affine(self) -> tuple[np.float32, np.float32]:
+        """``(lo, scale)`` of the [0, 1] kinds: model value = clip((raw - lo) * scale, 0, 1),
+        in float32."""
+        lo, hi = self.params["min"], self.params["max"]
+        return np.float32(lo), np.float32(1.0 / max(hi - lo, 1e-12))
 
     def _transform(self, x: np.ndarray) -> np.ndarray:
         raw = x
@@ -90,10 +104,10 @@ class Preprocessor:
 
             return encoding.transform(x, self.params)
         if self.kind in UNIT_KINDS:
-            lo, hi = self.params["min"], self.params["max"]
+            lo, scale = self.unit_affine()
             out = x if own else np.empty_like(x)
-            np.subtract(x, np.float32(lo), out=out)
-            np.multiply(out, np.float32(1.0 / max(hi - lo, 1e-12)), out=out)
+            np.subtract(x, lo, out=out)
+            np.multiply(out, scale, out=out)
             np.clip(out, 0.0, 1.0, out=out)
             if self.kind == "binarize":
                 np.greater(out, self.params["threshold"], out=out, casting="unsafe")

@@ -86,7 +86,8 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
     if pre is None:
         pre = Preprocessor(kind=kind).fit(train.x, threshold=cfg.binarize_threshold)
     for ds in {id(d): d for d in (train, val, test)}.values():
-        ds.x = pre.transform(ds.x)
+        # the training images, the largest split, stay integer pixels where they can
+        ds.x = pre.transform(ds.x, keep_pixels=ds is train and not cfg.flatten)
         if cfg.flatten:
             _flatten(ds)
     hint = "mixed" if pre.kind == "columns" else "bernoulli" if pre.bounded_unit else "gaussian"
@@ -96,7 +97,7 @@ def split_and_preprocess(raw: RawData, cfg: DataConfig, seed: int, batch_size: i
         "sizes": {"train": len(train), "val": len(val) if val is not train else 0,
                   "test": len(test)},
         "example_shape": list(train.example_shape),
-        "streamed": isinstance(train.x, LazyRows),
+        "streamed": bool(getattr(train.x, "streamed", False)),
         "preprocessing": pre.to_dict(),
     }
     if notes:
