@@ -9,10 +9,12 @@ torch or the user's script (unlike a multiprocessing "spawn" child, which re-run
 unguarded ``__main__``), and runs its numerical libraries on one thread.
 
 ``vaelab train`` starts it before it imports torch (``warm``), so the worker's imports run on
-the second core while the main process imports torch and loads the data; it runs at a lower
-priority (``NICENESS``) so that it never slows training. One worker serves every run of a
-process (a sweep, a notebook, the test suite) and exits with it. Whenever the worker cannot be
-started or dies, ``submit`` runs the task inline instead, so results never depend on it.
+the second core while the main process imports torch and loads the data, not while it trains.
+It keeps the caller's priority: the caller waits on its results, and a niced worker
+starves behind any other busy process (a second test process, a second run). One worker
+serves every run of a process (a sweep, a notebook, the test suite) and exits with it.
+Whenever the worker cannot be started or dies, ``submit`` runs the task inline instead, so
+results never depend on it.
 """
 
 from __future__ import annotations
@@ -44,9 +46,6 @@ PRELOAD = ("numpy", "sklearn.mixture", "sklearn.manifold", "vaelab.plots.render"
 
 ONE_THREAD = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                      "MKL_NUM_THREADS")}
-NICENESS = 10
-"""The worker runs at this lower priority: where it and training want the same cores, training
-wins (a torch thread pushed off its core stalls the others at every parallel region)."""
 DISABLE_ENV = "VAELAB_NO_WORKER"
 """Set (to anything but "" or 0) to run every task inline in the calling process."""
 
@@ -215,8 +214,6 @@ def submit(task: str, *args: Any) -> Future:
 
 def serve() -> None:
     """The child's loop: answer each request on stdout until stdin closes."""
-    with contextlib.suppress(OSError, AttributeError):  # no nice() on Windows
-        os.nice(NICENESS)
     inp = sys.stdin.buffer
     out = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # stray prints never corrupt the pipe
