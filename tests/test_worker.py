@@ -73,3 +73,30 @@ def test_the_worker_exits_when_its_client_goes():
         assert w.proc.wait(timeout=10) == 0
     finally:
         w.close()
+
+
+def test_finishing_beside_the_worker_leaves_it_a_core():
+    """pipeline.cores_beside_worker: one torch and one BLAS thread fewer while the worker
+    runs, both restored after."""
+    import torch
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from vaelab.pipeline import cores_beside_worker
+
+    def blas_threads() -> list[int]:
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(3)
+    try:
+        worker.warm()
+        assert worker.active()
+        with threadpool_limits(limits=3, user_api="blas"):
+            before = blas_threads()
+            assert before and all(n == 3 for n in before), before
+            with cores_beside_worker():
+                assert torch.get_num_threads() == 2
+                assert all(n == 2 for n in blas_threads()), blas_threads()
+            assert torch.get_num_threads() == 3 and blas_threads() == before
+    finally:
+        torch.set_num_threads(old)
