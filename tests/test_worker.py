@@ -100,3 +100,33 @@ def test_finishing_beside_the_worker_leaves_it_a_core():
             assert torch.get_num_threads() == 3 and blas_threads() == before
     finally:
         torch.set_num_threads(old)
+
+
+def test_figures_are_drawn_here_and_in_the_worker_from_one_queue(tmp_path, monkeypatch):
+    """figures.draw_jobs: both processes take drawings from the queue (this one draws fewer
+    than all), every file is written, and a drawing that fails in the worker raises here."""
+    from matplotlib.figure import Figure
+
+    from vaelab import figures
+
+    worker.warm()
+    assert worker.active()
+    here = []
+    real = figures.save_figure
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: here.append(path) or
+                        real(fig, path))
+    rng = np.random.default_rng(0)
+    spec = figures.FigureSpec("t", "t", "t", lambda run: None)
+    jobs = [(spec, tmp_path / f"s{i}.png",
+             figures.Drawing("vaelab.plots.analysis:latent_histograms",
+                             (rng.normal(size=(500, 12)),)))
+            for i in range(6)]
+    figures.draw_jobs(jobs)
+    assert all(path.stat().st_size > 0 for _, path, _ in jobs)
+    assert 0 < len(here) < len(jobs)
+    fig = Figure()
+    fig.add_subplot().plot([0, 1])
+    bad = figures.Drawing("vaelab.plots.images:samples", (np.zeros((2, 3, 4, 5, 6)),))
+    with pytest.raises(RuntimeError, match="draw failed in the vaelab worker"):
+        figures.draw_jobs([(spec, tmp_path / "ok.png", fig), (spec, tmp_path / "bad.png", bad)])
+    assert (tmp_path / "ok.png").exists()

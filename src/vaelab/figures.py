@@ -262,37 +262,76 @@ def _column_costs(run: Run) -> Figure | None:
 def render_figures(run: Run, names: list[str] | None = None) -> list[Path]:
     """Render registered figures into run.path/figures, update index.json, return the files.
 
-    A builder's :class:`Drawing` goes to vaelab's worker process whenever it is idle, and is
-    drawn here otherwise, so the two processes draw side by side."""
-    from vaelab import worker
-
+    The builders run here (they use the model); their figures are then drawn from one queue
+    by two consumers, this process and, through a feeding thread, vaelab's worker process,
+    each taking the next :class:`Drawing` as soon as it is free (a ``Figure`` object is drawn
+    here). The ``late`` builders, which wait on the worker's GMM fit and t-SNE map, come in a
+    second round."""
     folder = run.path / "figures"
     folder.mkdir(parents=True, exist_ok=True)
     index_path = folder / "index.json"
     index = json.loads(index_path.read_text()) if index_path.exists() else {}
+    chosen = [f for f in FIGURES if names is None or f.name in names]
     done: list[tuple[FigureSpec, Path]] = []
-    away: list[tuple[FigureSpec, Path, Any]] = []
-    for spec in sorted(FIGURES, key=lambda f: f.late):  # stable: report order otherwise
-        if names is not None and spec.name not in names:
-            continue
-        built = spec.build(run)
-        if built is None:
-            continue
-        path = folder / f"{spec.name}.png"
-        if isinstance(built, Drawing) and worker.idle():
-            away.append((spec, path, worker.submit("draw", built.function, built.args,
-                                                   built.kwargs, built.note, str(path))))
-            continue
-        save_figure(built.figure() if isinstance(built, Drawing) else built, path)
-        done.append((spec, path))
-    for spec, path, future in away:
-        future.result()  # a drawing that failed there fails here, naming its error
-        done.append((spec, path))
+    for late in (False, True):
+        jobs = []
+        for spec in chosen:
+            if spec.late != late:
+                continue
+            built = spec.build(run)
+            if built is not None:
+                jobs.append((spec, folder / f"{spec.name}.png", built))
+        draw_jobs(jobs)
+        done.extend((spec, path) for spec, path, _ in jobs)
     for spec, path in sorted(done, key=lambda d: d[0].order):
         index[path.name] = {"title": spec.title, "how_to_read": spec.how_to_read,
                             "order": spec.order}
     atomic_write_text(index_path, json.dumps(index, indent=2))
     return [path for _, path in sorted(done, key=lambda d: d[0].order)]
+
+
+def draw_jobs(jobs: list[tuple[FigureSpec, Path, Built]]) -> None:
+    """Draw ``(spec, path, built)`` jobs here and in vaelab's worker side by side; a drawing
+    that failed in the worker raises here, naming its error, once both are done."""
+    import threading
+    from collections import deque
+
+    from vaelab import worker
+
+    queue = deque(jobs)
+    lock = threading.Lock()
+    failures: list[BaseException] = []
+
+    def take(drawings_only: bool) -> tuple[FigureSpec, Path, Built] | None:
+        with lock:
+            for k, job in enumerate(queue):
+                if not drawings_only or isinstance(job[2], Drawing):
+                    del queue[k]
+                    return job
+        return None
+
+    def feed() -> None:  # waits on the worker (the GIL is free meanwhile)
+        while (job := take(drawings_only=True)) is not None:
+            d = job[2]
+            assert isinstance(d, Drawing)
+            try:
+                worker.submit("draw", d.function, d.args, d.kwargs, d.note, str(job[1])).result()
+            except BaseException as exc:  # raised below, in the caller
+                failures.append(exc)
+
+    feeder = None
+    if worker.active() and any(isinstance(b, Drawing) for _, _, b in jobs):
+        feeder = threading.Thread(target=feed, name="vaelab-figures", daemon=True)
+        feeder.start()
+    try:
+        while (job := take(drawings_only=False)) is not None:
+            built = job[2]
+            save_figure(built.figure() if isinstance(built, Drawing) else built, job[1])
+    finally:
+        if feeder is not None:
+            feeder.join()
+    if failures:
+        raise failures[0]
 
 
 # -- geometry of the latent space (vaelab.plots.analysis) -------------------------------------

@@ -185,12 +185,6 @@ def get_worker() -> Worker | None:
         return _WORKER
 
 
-def idle() -> bool:
-    """Whether this process has a running worker with nothing left to do."""
-    w = _WORKER
-    return w is not None and w.alive and not w._pending
-
-
 def active() -> bool:
     """Whether this process has a running worker."""
     return _WORKER is not None and _WORKER.alive
