@@ -130,3 +130,18 @@ def test_figures_are_drawn_here_and_in_the_worker_from_one_queue(tmp_path, monke
     with pytest.raises(RuntimeError, match="draw failed in the vaelab worker"):
         figures.draw_jobs([(spec, tmp_path / "ok.png", fig), (spec, tmp_path / "bad.png", bad)])
     assert (tmp_path / "ok.png").exists()
+
+
+def test_the_costliest_figures_are_drawn_first(tmp_path, monkeypatch):
+    from matplotlib.figure import Figure
+
+    from vaelab import figures
+
+    monkeypatch.setattr(worker, "active", lambda: False)  # everything drawn here, in order
+    drawn = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path: drawn.append(path.name))
+    jobs = [(figures.FigureSpec(name, name, "", lambda run: None, cost=cost),
+             tmp_path / name, Figure()) for name, cost in (("a", 1), ("b", 5), ("c", 3),
+                                                           ("d", 1))]
+    figures.draw_jobs(jobs)
+    assert drawn == ["b", "c", "a", "d"]
