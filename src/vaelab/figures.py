@@ -315,7 +315,9 @@ def draw_jobs(jobs: list[tuple[FigureSpec, Path, Built]]) -> None:
         return None
 
     def feed() -> None:  # waits on the worker (the GIL is free meanwhile)
-        while (job := take(drawings_only=True)) is not None:
+        # a worker that is gone leaves the rest to the caller's thread: matplotlib must not
+        # draw in two threads of one process
+        while worker.active() and (job := take(drawings_only=True)) is not None:
             d = job[2]
             assert isinstance(d, Drawing)
             try:
