@@ -217,7 +217,8 @@ def is_lazy(x: Any) -> bool:
 def iter_chunks(x: Any, rows: int | None = None,
                 dtype: Any = np.float32) -> Iterator[np.ndarray]:
     """Row blocks of an in-memory array, memmap or LazyRows (about 64 MB of float32 each), as
-    ``dtype`` (None: as stored, e.g. uint8 pixels for a min / max without a float copy)."""
+    ``dtype`` (None: as stored, e.g. uint8 pixels for a min / max without a float copy); a
+    LazyRows always yields its float32 rows."""
     if isinstance(x, LazyRows):
         for _, _, block in x.chunks(rows):
             yield block
