@@ -8,15 +8,21 @@ from vaelab.train import fused
 from vaelab.train.config import TrainConfig
 from vaelab.train.loop import Trainer, make_adam
 
-CASES = [("relu", "bernoulli", [32]), ("leaky_relu", "gaussian", [16, 8]),
-         ("tanh", "bernoulli", [12]), ("elu", "gaussian", [8, 8]), ("gelu", "bernoulli", [10])]
+CASES = [("vae", "relu", "bernoulli", [32]), ("vae", "leaky_relu", "gaussian", [16, 8]),
+         ("vae", "tanh", "bernoulli", [12]), ("vae", "elu", "gaussian", [8, 8]),
+         ("vae", "gelu", "bernoulli", [10]), ("vamp", "relu", "bernoulli", [32]),
+         ("vamp", "elu", "bernoulli", [16, 8]), ("vamp", "tanh", "gaussian", [12])]
 
 
-@pytest.mark.parametrize(("act", "lik", "hidden"), CASES)
-def test_fused_step_gradients_equal_autograd(act, lik, hidden):
+@pytest.mark.parametrize(("family", "act", "lik", "hidden"), CASES)
+def test_fused_step_gradients_equal_autograd(family, act, lik, hidden):
+    """Every gradient (the VampPrior's pseudo-inputs included) and the loss parts match."""
     torch.manual_seed(0)
-    model = build_model(ModelConfig(hidden=hidden, latent_dim=3, activation=act, beta=0.7),
-                        ModelSpec((1, 6, 6), lik))
+    model = build_model(ModelConfig(model=family, hidden=hidden, latent_dim=3, activation=act,
+                                    beta=0.7, pseudo_inputs=5), ModelSpec((1, 6, 6), lik))
+    if family == "vamp":  # pseudo-inputs apart, so that the responsibilities are not uniform
+        with torch.no_grad():
+            model.pseudo.copy_(torch.rand_like(model.pseudo))
     model.kl_scale = 0.5
     assert fused.supports(model)
     x = torch.rand(16, 1, 6, 6)
@@ -28,7 +34,9 @@ def test_fused_step_gradients_equal_autograd(act, lik, hidden):
     step = fused.FusedVAEStep(model, torch.optim.Adam(model.parameters()))
     torch.manual_seed(1)
     parts = step.forward_backward(x)
+    assert set(ref) == {n for n, p in model.named_parameters() if p.grad is not None}
     for n, p in model.named_parameters():
+        assert ref[n].abs().max() > 0, n  # a gradient that is there to compare
         assert torch.allclose(p.grad, ref[n], atol=1e-6, rtol=1e-5), n
     expect = torch.stack([ref_parts.total, ref_parts.recon, ref_parts.kl]).detach()
     assert torch.allclose(parts, expect, rtol=1e-5)
@@ -42,13 +50,14 @@ def test_fused_step_is_not_used_where_it_does_not_apply():
         assert not fused.supports(build_model(cfg, spec)), cfg
 
 
-def test_fused_and_autograd_training_agree():
+@pytest.mark.parametrize("family", ["vae", "vamp"])
+def test_fused_and_autograd_training_agree(family):
     x = torch.rand(256, 1, 6, 6).numpy()
     runs = []
     for use in (True, False):
         torch.manual_seed(0)
-        model = build_model(ModelConfig(hidden=[16], latent_dim=2), ModelSpec((1, 6, 6),
-                                                                              "bernoulli"))
+        model = build_model(ModelConfig(model=family, hidden=[16], latent_dim=2, pseudo_inputs=4),
+                            ModelSpec((1, 6, 6), "bernoulli"))
         tr = Trainer(model, TrainConfig(epochs=3, batch_size=32, progress=False, fused_step=use),
                      torch.device("cpu"))
         assert isinstance(tr._step_fn, fused.FusedVAEStep) == use

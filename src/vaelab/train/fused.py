@@ -1,4 +1,5 @@
-"""A hand-written training step for the plain MLP VAE: forward, backward and Adam, no autograd.
+"""A hand-written training step for the plain MLP VAE and the VampPrior VAE: forward, backward
+and Adam, no autograd.
 
 The autograd step of a small MLP VAE spends a third of its time outside the matrix products:
 graph bookkeeping, transposed weight gradients copied to the parameters' layout, and separate
@@ -9,11 +10,13 @@ when the model qualifies (``supports``); anything else takes the autograd path.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 from torch.optim import optimizer as opt_mod
 
-from vaelab.likelihoods import Bernoulli, Gaussian, sigmoid_and_log_abs
+from vaelab.likelihoods import LOG_2PI, Bernoulli, Gaussian, sigmoid_and_log_abs
 from vaelab.models import BaseModel
 
 _ACTS = {nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh}
@@ -36,10 +39,13 @@ def _linears(stack: nn.Sequential, head: nn.Linear) -> tuple[list[nn.Linear], nn
 
 
 def supports(model: BaseModel) -> bool:
-    """True for the plain MLP VAE with a Bernoulli or fixed-sigma Gaussian likelihood."""
+    """True for the plain MLP VAE or VampPrior VAE with a Bernoulli or fixed-sigma Gaussian
+    likelihood."""
     from vaelab.models.vae import VAE
+    from vaelab.models.vamp import VampVAE
 
-    if type(model) is not VAE or model.config.free_bits > 0 or model.config.capacity_max > 0:
+    if type(model) not in (VAE, VampVAE) or model.config.free_bits > 0 \
+            or model.config.capacity_max > 0:
         return False
     if type(model.likelihood) not in (Bernoulli, Gaussian):
         return False
@@ -140,8 +146,40 @@ class DirectAdam:
                            maximize=False, grad_scale=None, found_inf=None)
 
 
+def vamp_prior_grads(z: Tensor, mu_p: Tensor, lv_p: Tensor
+                     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """log p(z) under a VampPrior with components (mu_p, lv_p) (K, L) for z (b, L), and its
+    gradients with respect to z, mu_p and lv_p, in closed form.
+
+    As ``vamp.mixture_log_density``, the squared distances come from matrix products in float64;
+    with responsibilities r (b, K) and precisions P = exp(-lv_p):
+    d/dz = r @ (mu_p P) - z (r @ P), d/dmu_p = P (r^T z - mu_p r_k),
+    d/dlv_p = (P (r^T z^2 - 2 mu_p r^T z + mu_p^2 r_k) - r_k) / 2.
+    """
+    zf, m, v = z.double(), mu_p.double(), lv_p.double()
+    prec = torch.exp(-v)
+    mp = m * prec
+    quad = (zf.square() @ prec.T - 2 * zf @ mp.T + (m * mp).sum(-1)).clamp(min=0)
+    comp = -0.5 * (quad + v.sum(-1) + z.shape[-1] * LOG_2PI)
+    lse = torch.logsumexp(comp, dim=-1)
+    r = torch.exp(comp - lse[:, None])
+    rk = r.sum(0)[:, None]
+    rz = r.T @ zf
+    d_z = r @ mp - zf * (r @ prec)
+    d_m = prec * rz - mp * rk
+    d_v = 0.5 * (prec * (r.T @ zf.square()) - 2 * mp * rz + m * mp * rk - rk)
+    log_p = lse - math.log(mu_p.shape[0])
+    return (log_p.to(z.dtype), d_z.to(z.dtype), d_m.to(z.dtype), d_v.to(z.dtype))
+
+
 class FusedVAEStep:
-    """Callable ``step(xb, yb) -> tensor([total, recon, kl])`` that also updates the weights."""
+    """Callable ``step(xb, yb) -> tensor([total, recon, kl])`` that also updates the weights.
+
+    The plain VAE's KL is the closed-form Gaussian one; a VampPrior VAE encodes its
+    pseudo-inputs with the batch (one encoder pass over b + K rows, as ``VampVAE.loss``), takes
+    the single-sample KL log q(z | x) - log p(z) and sends the prior's gradient back through the
+    pseudo-input rows to the pseudo-inputs themselves.
+    """
 
     def __init__(self, model: BaseModel, optimizer: torch.optim.Optimizer,
                  grad_clip: float | None = None) -> None:
@@ -156,6 +194,7 @@ class FusedVAEStep:
         self.grad_clip = grad_clip
         self.latent = model.latent_dim
         self.params = [p for p in model.parameters()]
+        self.pseudo: nn.Parameter | None = getattr(model, "pseudo", None)
         lik = model.likelihood
         self.bernoulli = isinstance(lik, Bernoulli)
         self.inv_var = 1.0 if self.bernoulli else 1.0 / lik.sigma**2
@@ -166,6 +205,27 @@ class FusedVAEStep:
             if p.grad is None or p.grad.shape != p.shape:
                 p.grad = torch.zeros_like(p)
 
+    def _kl_grads(self, e: Tensor, b: int, std: Tensor, eps: Tensor, z: Tensor, dz: Tensor,
+                  scale: float) -> tuple[Tensor, Tensor]:
+        """The KL's sum over the batch and the gradient of the objective with respect to the
+        encoder's output ``e`` (its first ``b`` rows the batch, the rest pseudo-inputs);
+        ``dz`` is the reconstruction term's gradient with respect to z, ``scale`` = c / b."""
+        lat = self.latent
+        mu, lv = e[:b, :lat], e[:b, lat:]
+        if self.pseudo is None:
+            var = std.square()
+            kl_sum = 0.5 * (mu.square() + var - 1.0 - lv).sum()
+            dlv = dz * eps * (0.5 * std) + (0.5 * scale) * (var - 1.0)
+            return kl_sum, torch.cat([dz + scale * mu, dlv], dim=1)
+        log_p, d_z, d_m, d_v = vamp_prior_grads(z, e[b:, :lat], e[b:, lat:])
+        log_q = -0.5 * (eps.square() + lv + LOG_2PI).sum(-1)
+        kl_sum = (log_q - log_p).sum()
+        dz = dz - scale * d_z
+        dlv = dz * eps * (0.5 * std) - 0.5 * scale
+        rows = torch.cat([dz, dlv], dim=1)
+        prior_rows = torch.cat([d_m, d_v], dim=1).mul_(-scale)
+        return kl_sum, torch.cat([rows, prior_rows], dim=0)
+
     @torch.no_grad()
     def forward_backward(self, xb: Tensor) -> Tensor:
         """Fill every parameter's .grad with d(objective)/d(param); return [total, recon, kl]."""
@@ -173,8 +233,10 @@ class FusedVAEStep:
         model = self.model
         b = xb.shape[0]
         x = xb.reshape(b, -1)
-        e, hs, pres = _mlp_forward(self.enc, self.enc_act, x)
-        mu, lv = e[:, : self.latent], e[:, self.latent :]
+        xe = x if self.pseudo is None else torch.cat([x, self.pseudo.reshape(
+            self.pseudo.shape[0], -1)], dim=0)
+        e, hs, pres = _mlp_forward(self.enc, self.enc_act, xe)
+        mu, lv = e[:b, : self.latent], e[:b, self.latent :]
         std = torch.exp(0.5 * lv)
         eps = torch.randn_like(mu)
         z = mu + std * eps
@@ -190,8 +252,6 @@ class FusedVAEStep:
             recon_sum = 0.5 * self.inv_var * g.square().sum() + b * x.shape[1] * self.log_norm
             g.mul_(self.inv_var)
         g.div_(b)
-        var = torch.exp(lv)
-        kl_sum = 0.5 * (mu.square() + var - 1.0 - lv).sum()
         c = model.config.beta * model.kl_scale
         # decoder backward
         for i in range(len(self.dec) - 1, -1, -1):
@@ -202,12 +262,8 @@ class FusedVAEStep:
             g = g @ lin.weight  # gradient w.r.t. this layer's input
             if i > 0:
                 g = _act_backward(self.dec_act, g, dpres[i - 1], dhs[i])
-        dz = g
         # reparameterisation and KL
-        scale = c / b
-        dmu = dz + scale * mu
-        dlv = dz * eps * (0.5 * std) + (0.5 * scale) * (var - 1.0)
-        g = torch.cat([dmu, dlv], dim=1)
+        kl_sum, g = self._kl_grads(e, b, std, eps, z, g, c / b)
         # encoder backward
         for i in range(len(self.enc) - 1, -1, -1):
             lin = self.enc[i]
@@ -216,6 +272,8 @@ class FusedVAEStep:
             if i > 0:
                 g = g @ lin.weight
                 g = _act_backward(self.enc_act, g, pres[i - 1], hs[i])
+            elif self.pseudo is not None:
+                torch.mm(g[b:], lin.weight, out=self.pseudo.grad.view(self.pseudo.shape[0], -1))
         recon = recon_sum / b
         kl = kl_sum / b
         return torch.stack([recon + c * kl, recon, kl])
