@@ -177,3 +177,27 @@ def test_canvases_show_as_the_grey_colour_map_did():
     rgb = to_rgba(rng.random((4, 5, 3)))
     assert rgb.dtype == np.float32 and rgb.shape == (4, 5, 4) and (rgb[..., 3] == 1).all()
     assert to_rgba(np.array([[2.0, -1.0]]))[0, :, 0].tolist() == [1.0, 0.0]  # clipped
+
+
+def test_latent_histogram_of_means_all_off_the_plot_is_empty_not_nan():
+    """Under a VampPrior a dimension's means can all lie outside [-4, 4]: that panel must be
+    empty with its share off the plot stated, not NaN heights (numpy's density=True divides by
+    the in-range count); in-range panels keep the density of all values."""
+    import warnings
+
+    import matplotlib.pyplot as plt
+
+    from vaelab.plots import analysis as pa
+
+    mu = np.random.default_rng(0).normal(size=(400, 3))
+    mu[:, 1] += 10.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fig = pa.latent_histograms(mu)
+    axes = [ax for ax in fig.axes if ax.axison]
+    heights = [ax.patches[0].get_data()[0] for ax in axes]
+    assert all(np.isfinite(h).all() for h in heights)
+    assert heights[1].sum() == 0 and "100% off plot" in axes[1].texts[0].get_text()
+    width = 8.0 / 40
+    assert heights[0].sum() * width == pytest.approx(np.mean(np.abs(mu[:, 0]) <= 4), abs=1e-9)
+    plt.close(fig)

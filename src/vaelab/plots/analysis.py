@@ -83,12 +83,17 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
             ax.axis("off")
             continue
         v = mu[:, i]
-        counts, edges = np.histogram(v, bins=40, range=(-4, 4), density=True)
+        counts, edges = np.histogram(v, bins=40, range=(-4, 4))
+        # density over all values (not only those in range: a dimension whose means all lie
+        # outside [-4, 4], as under a VampPrior, gives an empty panel, not NaN heights)
+        counts = counts / (max(len(v), 1) * (edges[1] - edges[0]))
+        off = float(np.mean((v < -4) | (v > 4))) if len(v) else 0.0
         ax.stairs(counts, edges, fill=True, color="C0", alpha=0.7)  # one artist, not 40 bars
         ax.plot(grid, density, color="C3", lw=1.2, label="N(0, 1)")
         ax.set_title(f"z{i + 1}", fontsize=9, pad=2)
+        note = f"\n{off:.0%} off plot" if off >= 0.005 else ""
         ax.text(0.02, 0.97, f"mean {v.mean():.2f}\nstd {v.std():.2f}\nmin {v.min():.2f}\n"
-                            f"max {v.max():.2f}", transform=ax.transAxes, fontsize=7,
+                            f"max {v.max():.2f}{note}", transform=ax.transAxes, fontsize=7,
                 va="top", family="monospace")
     axes[0].set_xticks([-4, -2, 0, 2, 4])
     for ax in axes:  # each panel its own height (a collapsed spike must not flatten the rest);
