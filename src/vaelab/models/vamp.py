@@ -40,14 +40,20 @@ def mixture_log_density(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
     expansion cancels when z is close to a narrow component, which float32 would blur).
     """
     shape = z.shape[:-1]
-    zf = z.reshape(-1, z.shape[-1]).double()
-    mu64, lv64 = mu.double(), logvar.double()
-    prec = torch.exp(-lv64)
-    quad = (zf.square() @ prec.T - 2 * zf @ (mu64 * prec).T
-            + (mu64.square() * prec).sum(-1)).clamp(min=0)
-    comp = -0.5 * (quad + lv64.sum(-1) + z.shape[-1] * LOG_2PI)
+    comp = component_log_densities(z.reshape(-1, z.shape[-1]).double(), mu.double(),
+                                   logvar.double())
     out = torch.logsumexp(comp, dim=-1) - math.log(mu.shape[0])
     return out.to(z.dtype).reshape(shape)
+
+
+def component_log_densities(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+    """log N(z_i; mu_k, diag(exp(logvar_k))) (n, K) for z (n, L), mu / logvar (K, L), in
+    their dtype (float64 for ``mixture_log_density``); the squared distances as three matrix
+    products."""
+    prec = torch.exp(-logvar)
+    quad = (z.square() @ prec.T - 2 * z @ (mu * prec).T
+            + (mu.square() * prec).sum(-1)).clamp(min=0)
+    return -0.5 * (quad + logvar.sum(-1) + z.shape[-1] * LOG_2PI)
 
 
 @register_model("vamp", "VAE with a VampPrior: mixture of posteriors at learned pseudo-inputs")

@@ -86,8 +86,8 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
         counts, edges = np.histogram(v, bins=40, range=(-4, 4))
         # density over all values (not only those in range: a dimension whose means all lie
         # outside [-4, 4], as under a VampPrior, gives an empty panel, not NaN heights)
-        counts = counts / (max(len(v), 1) * (edges[1] - edges[0]))
-        off = float(np.mean((v < -4) | (v > 4))) if len(v) else 0.0
+        counts = counts / (len(v) * (edges[1] - edges[0]))
+        off = float(np.mean((v < -4) | (v > 4)))
         ax.stairs(counts, edges, fill=True, color="C0", alpha=0.7)  # one artist, not 40 bars
         ax.plot(grid, density, color="C3", lw=1.2, label="N(0, 1)")
         ax.set_title(f"z{i + 1}", fontsize=9, pad=2)

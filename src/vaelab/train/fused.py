@@ -18,6 +18,7 @@ from torch.optim import optimizer as opt_mod
 
 from vaelab.likelihoods import LOG_2PI, Bernoulli, Gaussian, sigmoid_and_log_abs
 from vaelab.models import BaseModel
+from vaelab.models.vamp import component_log_densities
 
 _ACTS = {nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh}
 
@@ -151,17 +152,16 @@ def vamp_prior_grads(z: Tensor, mu_p: Tensor, lv_p: Tensor
     """log p(z) under a VampPrior with components (mu_p, lv_p) (K, L) for z (b, L), and its
     gradients with respect to z, mu_p and lv_p, in closed form.
 
-    As ``vamp.mixture_log_density``, the squared distances come from matrix products in float64;
-    with responsibilities r (b, K) and precisions P = exp(-lv_p):
+    As ``vamp.mixture_log_density``, in float64; with responsibilities r (b, K) and
+    precisions P = exp(-lv_p):
     d/dz = r @ (mu_p P) - z (r @ P), d/dmu_p = P (r^T z - mu_p r_k),
     d/dlv_p = (P (r^T z^2 - 2 mu_p r^T z + mu_p^2 r_k) - r_k) / 2.
     """
     zf, m, v = z.double(), mu_p.double(), lv_p.double()
+    comp = component_log_densities(zf, m, v)
+    lse = torch.logsumexp(comp, dim=-1)
     prec = torch.exp(-v)
     mp = m * prec
-    quad = (zf.square() @ prec.T - 2 * zf @ mp.T + (m * mp).sum(-1)).clamp(min=0)
-    comp = -0.5 * (quad + v.sum(-1) + z.shape[-1] * LOG_2PI)
-    lse = torch.logsumexp(comp, dim=-1)
     r = torch.exp(comp - lse[:, None])
     rk = r.sum(0)[:, None]
     rz = r.T @ zf
