@@ -201,3 +201,46 @@ def test_latent_histogram_of_means_all_off_the_plot_is_empty_not_nan():
     width = 8.0 / 40
     assert heights[0].sum() * width == pytest.approx(np.mean(np.abs(mu[:, 0]) <= 4), abs=1e-9)
     plt.close(fig)
+
+
+def test_latent_histograms_compare_with_the_models_own_prior():
+    """A VampPrior's means are drawn against the VampPrior, not N(0, 1): the builder samples
+    the model's prior, the red curve is that sample's density and the title names it; the
+    plain VAE keeps the analytic N(0, 1) curve and draws nothing."""
+    from types import SimpleNamespace
+
+    from vaelab import figures
+    from vaelab.plots import analysis as pa
+
+    spec = ModelSpec((1, 4, 4), "bernoulli")
+
+    def fake_run(model, mu):
+        return SimpleNamespace(model=model, device=torch.device("cpu"), metrics={},
+                               config=SimpleNamespace(train=SimpleNamespace(seed=0)),
+                               latents=lambda: {"mu": mu})
+
+    torch.manual_seed(0)
+    vamp = build_model(ModelConfig(model="vamp", hidden=[8], latent_dim=3, pseudo_inputs=4),
+                       spec)
+    with torch.no_grad():  # pseudo-input posteriors far from N(0, 1): the curve must follow
+        vamp.encoder.head.bias.add_(2.5)
+    mu = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
+    drawing = figures._histograms(fake_run(vamp, mu))
+    prior = drawing.kwargs["prior"]
+    assert prior.shape == (figures.PRIOR_SAMPLES, 3)
+    assert drawing.kwargs["prior_name"] == "VampPrior"
+    assert abs(float(np.median(prior)) - 0.0) > 0.5  # not standard normal draws
+    fig = drawing.figure()
+    title = fig._suptitle.get_text()
+    assert "VampPrior" in title and "20,000 codes" in title
+    ax = fig.axes[0]
+    curve, edges, _ = ax.patches[1].get_data()  # patches: the histogram, the prior's curve
+    expect, _ = np.histogram(prior[:, 0], bins=edges)
+    assert np.allclose(curve, expect / (len(prior) * (edges[1] - edges[0])))
+
+    vae = build_model(ModelConfig(hidden=[8], latent_dim=3), spec)
+    plain = figures._histograms(fake_run(vae, mu))
+    assert plain.kwargs["prior"] is None and plain.kwargs["prior_name"] == "N(0, 1)"
+    fig = pa.latent_histograms(mu, **plain.kwargs)
+    assert len(fig.axes[0].patches) == 1 and fig.axes[0].lines  # analytic curve, a Line2D
+    assert "N(0, 1)" in fig._suptitle.get_text()

@@ -446,14 +446,29 @@ def _traversals(run: Run) -> Built:
 
 @register_figure(
     "latent_histograms", "Latent statistics",
-    "Histograms of the posterior means per dimension (up to 25) against the N(0, 1) prior "
-    "density, with mean / std / min / max. A VAE's means should roughly fill the prior; a "
+    "Histograms of the posterior means per dimension (up to 25) against the prior's density "
+    "(N(0, 1), or the model's own prior drawn by sampling: a VampPrior, a fitted code "
+    "Gaussian), with mean / std / min / max. A VAE's means should roughly fill the prior; a "
     "spike at 0 is an unused dimension.",
     order=52, cost=12,
 )
 def _histograms(run: Run) -> Built:
+    import torch
+
+    from vaelab.models.base import BaseModel
+
+    model, prior = run.model, None
+    if type(model).prior_sample is not BaseModel.prior_sample:  # not N(0, I): sample it
+        model.eval()
+        gen = torch.Generator(device=run.device).manual_seed(run.config.train.seed)
+        with torch.no_grad():
+            prior = model.prior_sample(PRIOR_SAMPLES, gen)[:, :25].float().cpu().numpy()
     return Drawing(f"{ANALYSIS}:latent_histograms", (run.latents()["mu"],),
-                   note=_active_note(run))
+                   {"prior": prior, "prior_name": model.prior_name}, note=_active_note(run))
+
+
+PRIOR_SAMPLES = 20_000
+"""Codes drawn from a model's own prior for the reference curve of the latent histograms."""
 
 
 def _two_inputs(y: np.ndarray | None, n: int) -> tuple[int, int]:

@@ -26,6 +26,7 @@ CODE_MOMENTUM = 0.05
 @register_model("ae", "deterministic autoencoder (MSE via gaussian, or BCE via bernoulli)")
 class AE(BaseModel):
     variational = False
+    prior_name = "fitted code Gaussian"
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)

@@ -87,6 +87,8 @@ class BaseModel(nn.Module):
     uses_labels: bool = False
     label_conditioned: bool = False
     """The decoder reads the label: samples of a chosen class (cvae)."""
+    prior_name: str = "N(0, 1)"
+    """What ``prior_sample`` draws from, as the figures name it."""
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__()

@@ -71,6 +71,7 @@ def precision_merge(mu_a: Tensor, lv_a: Tensor, mu_b: Tensor, lv_b: Tensor
                         "--top-latent-dim)")
 class HierarchicalVAE(BaseModel):
     variational = True
+    prior_name = "prior p(z1)"
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)

@@ -59,6 +59,7 @@ def component_log_densities(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
 @register_model("vamp", "VAE with a VampPrior: mixture of posteriors at learned pseudo-inputs")
 class VampVAE(BaseModel):
     variational = True
+    prior_name = "VampPrior"
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)

@@ -200,6 +200,7 @@ class GridDecoder(nn.Module):
                           "gated PixelCNN code prior trained after it (prior_epochs)")
 class VQVAE(BaseModel):
     variational = False
+    prior_name = "code prior"
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)

@@ -69,8 +69,11 @@ def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
     return fig
 
 
-def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
-    """Per-dimension histogram of the latent means against the N(0, 1) density."""
+def latent_histograms(mu: np.ndarray, max_dims: int = 25, prior: np.ndarray | None = None,
+                      prior_name: str = "N(0, 1)") -> Figure:
+    """Per-dimension histogram of the latent means against the prior's density: N(0, 1), or
+    the density of ``prior``, codes sampled from the model's own prior (one column per
+    dimension), named ``prior_name``."""
     d = min(mu.shape[1], max_dims)
     cols = min(5, d)
     rows = math.ceil(d / cols)
@@ -89,7 +92,12 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
         counts = counts / (len(v) * (edges[1] - edges[0]))
         off = float(np.mean((v < -4) | (v > 4)))
         ax.stairs(counts, edges, fill=True, color="C0", alpha=0.7)  # one artist, not 40 bars
-        ax.plot(grid, density, color="C3", lw=1.2, label="N(0, 1)")
+        if prior is None:
+            ax.plot(grid, density, color="C3", lw=1.2, label=prior_name)
+        else:
+            ref, _ = np.histogram(prior[:, i], bins=edges)
+            ax.stairs(ref / (len(prior) * (edges[1] - edges[0])), edges, color="C3", lw=1.2,
+                      label=prior_name)
         ax.set_title(f"z{i + 1}", fontsize=9, pad=2)
         note = f"\n{off:.0%} off plot" if off >= 0.005 else ""
         ax.text(0.02, 0.97, f"mean {v.mean():.2f}\nstd {v.std():.2f}\nmin {v.min():.2f}\n"
@@ -97,11 +105,12 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25) -> Figure:
                 va="top", family="monospace")
     axes[0].set_xticks([-4, -2, 0, 2, 4])
     for ax in axes:  # each panel its own height (a collapsed spike must not flatten the rest);
-        ax.set_yticks([])  # the red N(0, 1) curve is the scale
+        ax.set_yticks([])  # the red prior curve is the scale
         ax.tick_params(labelsize=7)
     axes[0].legend(fontsize=7, loc="upper right")
-    fig.suptitle("posterior means per dimension vs the N(0, 1) prior (values outside [-4, 4] "
-                 "are off the plot; min / max say where)", fontsize=11)
+    drawn = "" if prior is None else f", {len(prior):,} codes drawn from it"
+    fig.suptitle(f"posterior means per dimension vs the prior ({prior_name}{drawn}; values "
+                 "outside [-4, 4] are off the plot, min / max say where)", fontsize=11)
     return fig
 
 
