@@ -11,16 +11,20 @@ from vaelab.train.loop import Trainer, make_adam
 CASES = [("vae", "relu", "bernoulli", [32]), ("vae", "leaky_relu", "gaussian", [16, 8]),
          ("vae", "tanh", "bernoulli", [12]), ("vae", "elu", "gaussian", [8, 8]),
          ("vae", "gelu", "bernoulli", [10]), ("vamp", "relu", "bernoulli", [32]),
-         ("vamp", "elu", "bernoulli", [16, 8]), ("vamp", "tanh", "gaussian", [12])]
+         ("vamp", "elu", "bernoulli", [16, 8]), ("vamp", "tanh", "gaussian", [12]),
+         ("iwae", "relu", "bernoulli", [32]), ("iwae", "elu", "gaussian", [8, 8]),
+         ("vamp-iwae", "elu", "bernoulli", [16, 8]), ("vamp-iwae", "relu", "gaussian", [12])]
 
 
 @pytest.mark.parametrize(("family", "act", "lik", "hidden"), CASES)
 def test_fused_step_gradients_equal_autograd(family, act, lik, hidden):
-    """Every gradient (the VampPrior's pseudo-inputs included) and the loss parts match."""
+    """Every gradient (the VampPrior's pseudo-inputs included) and the loss parts match; for
+    the IWAE families, the bound over 4 samples and its gradient."""
     torch.manual_seed(0)
     model = build_model(ModelConfig(model=family, hidden=hidden, latent_dim=3, activation=act,
-                                    beta=0.7, pseudo_inputs=5), ModelSpec((1, 6, 6), lik))
-    if family == "vamp":  # pseudo-inputs apart, so that the responsibilities are not uniform
+                                    beta=0.7, pseudo_inputs=5, iwae_k=4),
+                        ModelSpec((1, 6, 6), lik))
+    if family.startswith("vamp"):  # pseudo-inputs apart: responsibilities not uniform
         with torch.no_grad():
             model.pseudo.copy_(torch.rand_like(model.pseudo))
     model.kl_scale = 0.5
@@ -38,8 +42,10 @@ def test_fused_step_gradients_equal_autograd(family, act, lik, hidden):
     for n, p in model.named_parameters():
         assert ref[n].abs().max() > 0, n  # a gradient that is there to compare
         assert torch.allclose(p.grad, ref[n], atol=1e-6, rtol=1e-5), n
-    expect = torch.stack([ref_parts.total, ref_parts.recon, ref_parts.kl]).detach()
+    extras = [ref_parts.extras[n] for n in sorted(ref_parts.extras)]  # as the trainer orders
+    expect = torch.stack([ref_parts.total, ref_parts.recon, ref_parts.kl, *extras]).detach()
     assert torch.allclose(parts, expect, rtol=1e-5)
+    assert bool(extras) == ("iwae" in family)  # the bound, logged as iwae_nll
 
 
 def test_fused_step_is_not_used_where_it_does_not_apply():
@@ -50,7 +56,7 @@ def test_fused_step_is_not_used_where_it_does_not_apply():
         assert not fused.supports(build_model(cfg, spec)), cfg
 
 
-@pytest.mark.parametrize("family", ["vae", "vamp"])
+@pytest.mark.parametrize("family", ["vae", "vamp", "vamp-iwae"])
 def test_fused_and_autograd_training_agree(family):
     x = torch.rand(256, 1, 6, 6).numpy()
     runs = []

@@ -1,5 +1,6 @@
-"""A hand-written training step for the plain MLP VAE and the VampPrior VAE: forward, backward
-and Adam, no autograd.
+"""A hand-written training step for the plain MLP VAE and the VampPrior VAE, on the ELBO or on
+the K-sample IWAE bound (the iwae and vamp-iwae families): forward, backward and Adam, no
+autograd.
 
 The autograd step of a small MLP VAE spends a third of its time outside the matrix products:
 graph bookkeeping, transposed weight gradients copied to the parameters' layout, and separate
@@ -39,13 +40,20 @@ def _linears(stack: nn.Sequential, head: nn.Linear) -> tuple[list[nn.Linear], nn
     return [*layers, head], (act or nn.ReLU())
 
 
+def _iwae_families() -> tuple[type, ...]:
+    from vaelab.models.iwae import IWAE
+    from vaelab.models.vamp import VampIWAE
+
+    return IWAE, VampIWAE
+
+
 def supports(model: BaseModel) -> bool:
-    """True for the plain MLP VAE or VampPrior VAE with a Bernoulli or fixed-sigma Gaussian
-    likelihood."""
+    """True for the plain MLP VAE or VampPrior VAE (on the ELBO or the IWAE bound) with a
+    Bernoulli or fixed-sigma Gaussian likelihood."""
     from vaelab.models.vae import VAE
     from vaelab.models.vamp import VampVAE
 
-    if type(model) not in (VAE, VampVAE) or model.config.free_bits > 0 \
+    if type(model) not in (VAE, VampVAE, *_iwae_families()) or model.config.free_bits > 0 \
             or model.config.capacity_max > 0:
         return False
     if type(model.likelihood) not in (Bernoulli, Gaussian):
@@ -147,29 +155,43 @@ class DirectAdam:
                            maximize=False, grad_scale=None, found_inf=None)
 
 
-def vamp_prior_grads(z: Tensor, mu_p: Tensor, lv_p: Tensor
+def vamp_prior_grads(z: Tensor, mu_p: Tensor, lv_p: Tensor, weights: Tensor | None = None
                      ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """log p(z) under a VampPrior with components (mu_p, lv_p) (K, L) for z (b, L), and its
-    gradients with respect to z, mu_p and lv_p, in closed form.
+    gradients with respect to z (per row), mu_p and lv_p (summed over rows, each row weighted
+    by ``weights`` (b,) when given), in closed form.
 
     As ``vamp.mixture_log_density``, in float64; with responsibilities r (b, K) and
     precisions P = exp(-lv_p):
     d/dz = r @ (mu_p P) - z (r @ P), d/dmu_p = P (r^T z - mu_p r_k),
     d/dlv_p = (P (r^T z^2 - 2 mu_p r^T z + mu_p^2 r_k) - r_k) / 2.
     """
-    zf, m, v = z.double(), mu_p.double(), lv_p.double()
-    comp = component_log_densities(zf, m, v)
+    log_p, r = vamp_responsibilities(z, mu_p, lv_p)
+    d_z, d_m, d_v = vamp_grads_from(r, z, mu_p, lv_p, weights)
+    return log_p, d_z, d_m, d_v
+
+
+def vamp_responsibilities(z: Tensor, mu_p: Tensor, lv_p: Tensor) -> tuple[Tensor, Tensor]:
+    """log p(z) in z's dtype and the components' responsibilities r (b, K) in float64."""
+    comp = component_log_densities(z.double(), mu_p.double(), lv_p.double())
     lse = torch.logsumexp(comp, dim=-1)
+    return (lse - math.log(mu_p.shape[0])).to(z.dtype), torch.exp(comp - lse[:, None])
+
+
+def vamp_grads_from(r: Tensor, z: Tensor, mu_p: Tensor, lv_p: Tensor,
+                    weights: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """``vamp_prior_grads``'s three gradients from the responsibilities ``r``."""
+    zf, m, v = z.double(), mu_p.double(), lv_p.double()
     prec = torch.exp(-v)
     mp = m * prec
-    r = torch.exp(comp - lse[:, None])
+    d_z = r @ mp - zf * (r @ prec)
+    if weights is not None:
+        r = r * weights.double()[:, None]
     rk = r.sum(0)[:, None]
     rz = r.T @ zf
-    d_z = r @ mp - zf * (r @ prec)
     d_m = prec * rz - mp * rk
     d_v = 0.5 * (prec * (r.T @ zf.square()) - 2 * mp * rz + m * mp * rk - rk)
-    log_p = lse - math.log(mu_p.shape[0])
-    return (log_p.to(z.dtype), d_z.to(z.dtype), d_m.to(z.dtype), d_v.to(z.dtype))
+    return d_z.to(z.dtype), d_m.to(z.dtype), d_v.to(z.dtype)
 
 
 class FusedVAEStep:
@@ -178,7 +200,9 @@ class FusedVAEStep:
     The plain VAE's KL is the closed-form Gaussian one; a VampPrior VAE encodes its
     pseudo-inputs with the batch (one encoder pass over b + K rows, as ``VampVAE.loss``), takes
     the single-sample KL log q(z | x) - log p(z) and sends the prior's gradient back through the
-    pseudo-input rows to the pseudo-inputs themselves.
+    pseudo-input rows to the pseudo-inputs themselves. The IWAE families decode ``iwae_k``
+    samples per example; the bound's gradient is each sample's gradient of log w weighted by
+    its normalised importance weight (and the step returns the bound again as ``iwae_nll``).
     """
 
     def __init__(self, model: BaseModel, optimizer: torch.optim.Optimizer,
@@ -199,6 +223,8 @@ class FusedVAEStep:
         self.bernoulli = isinstance(lik, Bernoulli)
         self.inv_var = 1.0 if self.bernoulli else 1.0 / lik.sigma**2
         self.log_norm = 0.0 if self.bernoulli else lik._log_norm
+        self.k = model.config.iwae_k if isinstance(model, _iwae_families()) else 0
+        """Importance samples of the IWAE bound; 0: the ELBO."""
 
     def _ensure_grads(self) -> None:
         for p in self.params:
@@ -226,16 +252,17 @@ class FusedVAEStep:
         prior_rows = torch.cat([d_m, d_v], dim=1).mul_(-scale)
         return kl_sum, torch.cat([rows, prior_rows], dim=0)
 
-    @torch.no_grad()
     def forward_backward(self, xb: Tensor) -> Tensor:
-        """Fill every parameter's .grad with d(objective)/d(param); return [total, recon, kl]."""
+        """Fill every parameter's .grad with d(objective)/d(param); return the loss parts
+        (total, recon, kl, then the family's extras)."""
+        return self.iwae_forward_backward(xb) if self.k else self.elbo_forward_backward(xb)
+
+    @torch.no_grad()
+    def elbo_forward_backward(self, xb: Tensor) -> Tensor:
+        """The ELBO's gradient in every .grad; return [total, recon, kl]."""
         self._ensure_grads()
         model = self.model
-        b = xb.shape[0]
-        x = xb.reshape(b, -1)
-        xe = x if self.pseudo is None else torch.cat([x, self.pseudo.reshape(
-            self.pseudo.shape[0], -1)], dim=0)
-        e, hs, pres = _mlp_forward(self.enc, self.enc_act, xe)
+        x, b, e, hs, pres = self._encode(xb)
         mu, lv = e[:b, : self.latent], e[:b, self.latent :]
         std = torch.exp(0.5 * lv)
         eps = torch.randn_like(mu)
@@ -253,18 +280,36 @@ class FusedVAEStep:
             g.mul_(self.inv_var)
         g.div_(b)
         c = model.config.beta * model.kl_scale
-        # decoder backward
+        g = self._decoder_backward(g, dhs, dpres)
+        kl_sum, g = self._kl_grads(e, b, std, eps, z, g, c / b)  # reparameterisation and KL
+        self._encoder_backward(g, b, hs, pres)
+        recon = recon_sum / b
+        kl = kl_sum / b
+        return torch.stack([recon + c * kl, recon, kl])
+
+    def _encode(self, xb: Tensor) -> tuple[Tensor, int, Tensor, list[Tensor], list[Tensor]]:
+        """The batch as rows, its size, and the encoder's output, inputs and pre-activations
+        over the batch (and the pseudo-inputs after it)."""
+        b = xb.shape[0]
+        x = xb.reshape(b, -1)
+        xe = x if self.pseudo is None else torch.cat([x, self.pseudo.reshape(
+            self.pseudo.shape[0], -1)], dim=0)
+        return (x, b, *_mlp_forward(self.enc, self.enc_act, xe))
+
+    def _decoder_backward(self, g: Tensor, dhs: list[Tensor], dpres: list[Tensor]) -> Tensor:
+        """Fill the decoder's .grad from the gradient ``g`` at its output; return it at z."""
         for i in range(len(self.dec) - 1, -1, -1):
             lin = self.dec[i]
-            h_in = dhs[i]
-            torch.mm(g.t(), h_in, out=lin.weight.grad)
+            torch.mm(g.t(), dhs[i], out=lin.weight.grad)
             torch.sum(g, 0, out=lin.bias.grad)
             g = g @ lin.weight  # gradient w.r.t. this layer's input
             if i > 0:
                 g = _act_backward(self.dec_act, g, dpres[i - 1], dhs[i])
-        # reparameterisation and KL
-        kl_sum, g = self._kl_grads(e, b, std, eps, z, g, c / b)
-        # encoder backward
+        return g
+
+    def _encoder_backward(self, g: Tensor, b: int, hs: list[Tensor], pres: list[Tensor]
+                          ) -> None:
+        """Fill the encoder's (and the pseudo-inputs') .grad from the gradient at its output."""
         for i in range(len(self.enc) - 1, -1, -1):
             lin = self.enc[i]
             torch.mm(g.t(), hs[i], out=lin.weight.grad)
@@ -274,9 +319,55 @@ class FusedVAEStep:
                 g = _act_backward(self.enc_act, g, pres[i - 1], hs[i])
             elif self.pseudo is not None:
                 torch.mm(g[b:], lin.weight, out=self.pseudo.grad.view(self.pseudo.shape[0], -1))
-        recon = recon_sum / b
-        kl = kl_sum / b
-        return torch.stack([recon + c * kl, recon, kl])
+
+    @torch.no_grad()
+    def iwae_forward_backward(self, xb: Tensor) -> Tensor:
+        """The IWAE bound's gradient in every .grad; return [total, recon, kl, iwae_nll] as
+        the IWAE families' loss: total = iwae_nll = -bound, recon / kl of the first sample."""
+        self._ensure_grads()
+        k, lat = self.k, self.latent
+        x, b, e, hs, pres = self._encode(xb)
+        mu, lv = e[:b, :lat], e[:b, lat:]
+        std = torch.exp(0.5 * lv)
+        eps = torch.randn((k, b, lat), dtype=mu.dtype, device=mu.device)
+        z = (mu + std * eps).reshape(k * b, lat)
+        logits, dhs, dpres = _mlp_forward(self.dec, self.dec_act, z)
+        out = logits.view(k, b, -1)
+        if self.bernoulli:  # -log p(x | z) = sum(softplus(l) - x l), per sample
+            s, log_m = sigmoid_and_log_abs(logits)
+            nll = (logits.clamp_min(0.0).sum(1) - log_m.sum(1)).view(k, b) - (out * x).sum(-1)
+            g = s.view(k, b, -1).sub_(x)
+        else:
+            g = out - x
+            nll = 0.5 * self.inv_var * g.square().sum(-1) + x.shape[1] * self.log_norm
+            g.mul_(self.inv_var)
+        if self.pseudo is None:
+            log_pz = -0.5 * (z.square() + LOG_2PI).sum(-1)
+        else:
+            log_pz, r = vamp_responsibilities(z, e[b:, :lat], e[b:, lat:])
+        log_pz = log_pz.view(k, b)
+        log_q = -0.5 * (eps.square() + lv + LOG_2PI).sum(-1)
+        log_w = log_pz - nll - log_q
+        lse = torch.logsumexp(log_w, 0)
+        w = torch.exp(log_w - lse).div_(b).reshape(k * b, 1)  # each sample's share, over b
+        gz = self._decoder_backward(g.view(k * b, -1).mul_(w), dhs, dpres)
+        if self.pseudo is None:  # d log N(z; 0, I) / dz = -z
+            gz.addcmul_(w, z)
+        else:
+            d_z, d_m, d_v = vamp_grads_from(r, z, e[b:, :lat], e[b:, lat:], w[:, 0])
+            gz.addcmul_(w, d_z, value=-1.0)
+        gz = gz.view(k, b, lat)
+        dlv = (gz * eps).sum(0).mul_(0.5 * std).sub_(0.5 / b)  # log q: -1/2 per dimension
+        rows = torch.cat([gz.sum(0), dlv], dim=1)
+        if self.pseudo is not None:
+            rows = torch.cat([rows, torch.cat([d_m, d_v], dim=1).neg_()], dim=0)
+        self._encoder_backward(rows, b, hs, pres)
+        total = math.log(k) - lse.mean()
+        if self.pseudo is None:  # the IWAE family reports the closed-form Gaussian KL
+            kl = 0.5 * (mu.square() + std.square() - 1.0 - lv).sum(1).mean()
+        else:
+            kl = (log_q[0] - log_pz[0]).mean()
+        return torch.stack([total, nll[0].mean(), kl, total])
 
     def __call__(self, xb: Tensor, yb: Tensor | None = None) -> Tensor:
         parts = self.forward_backward(xb)
