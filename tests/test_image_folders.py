@@ -70,7 +70,7 @@ def _cache_files(cache: Path) -> list[str]:
 # -- sizes and options -----------------------------------------------------------------------------
 def test_one_number_image_size_is_a_square(tmp_path):
     root = _folder(tmp_path / "imgs")
-    raw = load_raw(DataConfig(data=str(root), image_size=[8]))
+    raw = load_raw(DataConfig(data=str(root), image_size=[8], color="grayscale"))
     assert raw.train.x.shape == (8, 1, 8, 8)
     files = sorted(root.glob("*/*.png"))
     rows = _sorted_rows(root, raw.train)
@@ -90,7 +90,7 @@ def test_bad_image_sizes_are_one_sentence(tmp_path, size):
 
 def test_bad_color_is_one_sentence(tmp_path):
     root = _folder(tmp_path / "imgs", per_class=1)
-    with pytest.raises(ConfigError, match=r"^--color got 'cmyk'; choose grayscale or rgb\.$"):
+    with pytest.raises(ConfigError, match=r"^--color got 'cmyk'; choose auto, grayscale or rgb\.$"):
         load_raw(DataConfig(data=str(root), color="cmyk"))
 
 
@@ -134,7 +134,8 @@ def test_mixed_sizes_are_refused_and_leave_no_cache(tmp_path, cache):
                                         r"10x12\); pass --image-size H,W to resize them\.$"):
         load_raw(DataConfig(data=str(root)))
     assert _cache_files(cache) == []
-    assert load_raw(DataConfig(data=str(root), image_size=[4])).train.x.shape == (6, 1, 4, 4)
+    assert load_raw(DataConfig(data=str(root), image_size=[4],
+                               color="grayscale")).train.x.shape == (6, 1, 4, 4)
 
 
 # -- formats and colour ----------------------------------------------------------------------------
@@ -256,7 +257,7 @@ def test_cached_values_equal_the_direct_decode_with_labels(tmp_path, cache):
     flat.mkdir()
     for f in files[:3]:
         (flat / f.name.replace(".png", f"_{f.parent.name}.png")).write_bytes(f.read_bytes())
-    un = load_raw(DataConfig(data=str(flat))).train
+    un = load_raw(DataConfig(data=str(flat), color="grayscale")).train
     assert un.y is None and un.label_names is None and un.x.shape == (3, 1, H, W)
 
 
@@ -273,9 +274,12 @@ def test_second_load_is_a_cache_hit(tmp_path, cache, monkeypatch):
     again = load_raw(DataConfig(data=str(root))).train.x
     np.testing.assert_array_equal(again, first)
     assert (npy.stat().st_ino, npy.stat().st_mtime_ns) == before
+    # --color auto chose rgb for these colour images: the same cache as asking for rgb
+    np.testing.assert_array_equal(load_raw(DataConfig(data=str(root), color="rgb")).train.x,
+                                  first)
     # another size or colour mode is another cache, which needs decoding
     with pytest.raises(AssertionError, match="decoded again"):
-        load_raw(DataConfig(data=str(root), color="rgb"))
+        load_raw(DataConfig(data=str(root), color="grayscale"))
 
 
 def test_cache_key_follows_the_files(tmp_path, cache, monkeypatch):
@@ -487,3 +491,36 @@ def test_folder_twice_the_address_space_cap_trains(tmp_path, cache):
     off = _child(tmp_path, big, cap, "run_off", "off", side)
     assert not off["ok"] and "--stream on" in off["error"], off
     assert not (tmp_path / "run_off").exists()
+
+
+def test_color_auto_keeps_colour_photos_and_grey_pictures_saved_as_rgb(tmp_path):
+    """--color auto (the default): a folder with colour images loads as RGB; grey images
+    saved as RGB PNGs and RGB JPEGs, and colour hidden under full transparency, load as
+    grayscale; --color grayscale still overrides a colour folder."""
+    rng = np.random.default_rng(0)
+    grey = tmp_path / "grey"
+    grey.mkdir()
+    for i in range(5):
+        g = rng.integers(0, 256, (H, W), dtype=np.uint8)
+        rgb = np.repeat(g[..., None], 3, -1)
+        Image.fromarray(rgb, "RGB").save(grey / f"{i}.png")
+        Image.fromarray(rgb, "RGB").save(grey / f"{i}.jpg", quality=85)
+        hidden = np.concatenate([rng.integers(0, 256, (H, W, 3), dtype=np.uint8),
+                                 np.zeros((H, W, 1), np.uint8)], -1)  # colour, alpha 0
+        Image.fromarray(hidden, "RGBA").save(grey / f"{i}_clear.png")
+    assert images.detect_color(images.list_image_folder(grey)[1]) == "grayscale"
+    assert load_raw(DataConfig(data=str(grey))).train.x.shape[1:] == (1, H, W)
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for i in range(40):  # one colour photo among grey ones, where the sample reaches it
+        a = np.repeat(rng.integers(0, 256, (H, W, 1), dtype=np.uint8), 3, -1)
+        if i == 39:
+            a[..., 0] = 255 - a[..., 1]
+        Image.fromarray(a, "RGB").save(photos / f"{i:02d}.jpg", quality=90)
+    assert images.detect_color(images.list_image_folder(photos)[1]) == "rgb"
+    colour = load_raw(DataConfig(data=str(photos))).train
+    assert colour.x.shape[1:] == (3, H, W)
+    assert np.abs(colour.x[:, 0] - colour.x[:, 1]).max() > 100  # the colour is there
+    forced = load_raw(DataConfig(data=str(photos), color="grayscale")).train
+    assert forced.x.shape[1:] == (1, H, W)

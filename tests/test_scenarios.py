@@ -126,8 +126,8 @@ def kinds(tmp_path_factory) -> dict[str, Kind]:
     out["grey-folder"] = Kind("grey-folder", {"data": str(root / "grey"), "image_size": [12]},
                               image=True)
     _write_folder(root / "colour", rng, color=True)
-    out["rgb-folder"] = Kind("rgb-folder", {"data": str(root / "colour"), "image_size": [12, 14],
-                                            "color": "rgb"}, image=True, channels=3)
+    out["rgb-folder"] = Kind("rgb-folder", {"data": str(root / "colour"), "image_size": [12, 14]},
+                             image=True, channels=3)  # colour kept by --color auto
     return out
 
 

@@ -228,7 +228,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "nan": ("auto", "mask", "error", "drop"),
     "decimal": ("auto", ".", ","),
     "encoding": ("auto", "utf-8", "utf-16", "cp1252", "latin-1"),
-    "color": ("grayscale", "rgb"),
+    "color": ("auto", "grayscale", "rgb"),
     "header": ("auto", "yes", "no"),
     "stream": ("auto", "on", "off"),
     "activation": ("relu", "leaky_relu", "elu", "gelu", "tanh"),

@@ -225,9 +225,12 @@ def train(
     distributed.barrier()
     if dinfo.is_main:
         write_status(work, "running")
+    shape = spec.input_shape
+    kind = {1: "grey", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel") if len(shape) == 3 else ""
+    images = f"{'x'.join(map(str, shape))} {kind} images; " if kind else ""
     say(f"{'resuming' if checkpoint else 'training'} {cfg.model.model} on "
         f"{data.info['source']} (train {len(data.train)}, val {len(data.val)}, test "
-        f"{len(data.test)}; {spec.likelihood} likelihood) on {device} -> {out}")
+        f"{len(data.test)}; {images}{spec.likelihood} likelihood) on {device} -> {out}")
 
     from vaelab.train.callbacks import default_callbacks
 

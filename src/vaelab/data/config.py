@@ -28,8 +28,9 @@ class DataConfig:
     image_size: list[int] | None = None
     """Resize image-folder images to H,W (e.g. 64,48), or one number for a square (32 = 32x32);
     without it all images must have the same size."""
-    color: str = "grayscale"
-    """Image-folder colour mode: grayscale (1 channel) or rgb (3); images are converted."""
+    color: str = "auto"
+    """Image-folder colour mode: auto (rgb when the folder's images hold colour, else
+    grayscale), grayscale (1 channel) or rgb (3); images are converted."""
     nan: str = "auto"
     """Missing values: auto (tables keep missing cells, masked out of the likelihood; arrays
     refuse them), mask, error (say where) or drop those rows."""
@@ -65,7 +66,7 @@ class DataConfig:
     """Size of one chunk, in MB of float32, when streaming a large array."""
 
 
-COLORS = ("grayscale", "rgb")
+COLORS = ("auto", "grayscale", "rgb")
 
 
 def image_size_hw(image_size: list[int] | tuple[int, ...] | int | None) -> tuple[int, int] | None:
@@ -92,9 +93,9 @@ def image_size_hw(image_size: list[int] | tuple[int, ...] | int | None) -> tuple
 
 
 def check_color(color: str) -> str:
-    """``--color`` checked: grayscale or rgb."""
+    """``--color`` checked: auto, grayscale or rgb."""
     from vaelab.errors import ConfigError
 
     if color not in COLORS:
-        raise ConfigError(f"--color got {color!r}; choose grayscale or rgb.")
+        raise ConfigError(f"--color got {color!r}; choose auto, grayscale or rgb.")
     return color

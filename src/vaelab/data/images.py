@@ -1,5 +1,10 @@
 """A folder of images, one sub-folder per class (PNG / JPEG / BMP / GIF), as grayscale or RGB.
 
+``--color auto`` (the default) reads a folder as RGB when its images hold colour
+(:func:`detect_color`: up to 32 images spread over the folder, a pixel in colour where its
+channels differ by more than 12 levels, an image in colour when 1% of its pixels are), else as
+grayscale; ``--color rgb`` / ``grayscale`` choose.
+
 The folder is converted once into a uint8 cache (``vaelab.data.image_cache``) and trained on
 from there: loaded as float32 when it fits comfortably in memory, streamed row by row otherwise.
 
@@ -30,6 +35,36 @@ from vaelab.errors import DataError
 
 EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 SIXTEEN_BIT = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+GREY_MODES = {"1", "L", "LA", "La", "F", *SIXTEEN_BIT}
+COLOR_SAMPLE = 32
+"""Images ``--color auto`` looks at, spread evenly over the folder's sorted files."""
+
+
+def detect_color(items: list[tuple[Path, int]]) -> str:
+    """``--color auto``'s choice: rgb when any sampled image holds colour, else grayscale.
+
+    Greyscale modes are decided from the header; colour-capable ones (RGB, palette, CMYK) are
+    decoded (JPEGs at a reduced scale) and composited on white like the conversion, so a grey
+    image saved as RGB, or hidden colour under full transparency, does not count. An unreadable
+    file is skipped here: the conversion names it."""
+    from PIL import Image
+
+    n = len(items)
+    picks = sorted({(i * (n - 1)) // max(COLOR_SAMPLE - 1, 1) for i in range(min(n, COLOR_SAMPLE))})
+    for i in picks:
+        try:
+            with Image.open(items[i][0]) as im:
+                if im.mode in GREY_MODES:
+                    continue
+                im.draft("RGB", (128, 128))  # JPEG: decode at 1/2 .. 1/8 scale
+                im.load()
+                a = to_uint8(im, None, "rgb").astype(np.int16)
+        except Exception:  # an unreadable file: the conversion names it
+            continue
+        spread = a.max(0) - a.min(0)
+        if np.mean(spread > 12) >= 0.01:
+            return "rgb"
+    return "grayscale"
 
 
 def list_image_folder(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
@@ -129,7 +164,7 @@ def _unreadable(path: Path, exc: BaseException) -> str:
 
 
 def load_image_folder(root: Path, image_size: list[int] | None = None,
-                      color: str = "grayscale", stream: str = "auto", chunk_mb: float = 64.0,
+                      color: str = "auto", stream: str = "auto", chunk_mb: float = 64.0,
                       progress: bool | None = None) -> Dataset:
     """The images under ``root`` as a Dataset of raw 0..255 values, (N, C, H, W).
 
@@ -146,6 +181,8 @@ def load_image_folder(root: Path, image_size: list[int] | None = None,
     size = image_size_hw(image_size)
     check_color(color)
     classes, items = list_image_folder(root)
+    if color == "auto":
+        color = detect_color(items)
     npy, meta = cached_folder(root, items, classes, size, color, progress=progress)
     x = open_cached(npy, meta, stream, chunk_mb)
     y = np.asarray(meta["labels"], dtype=np.int64) if classes else None
