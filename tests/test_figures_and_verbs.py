@@ -227,7 +227,7 @@ def test_latent_histograms_compare_with_the_models_own_prior():
     mu = np.random.default_rng(0).normal(size=(200, 3)).astype(np.float32)
     drawing = figures._histograms(fake_run(vamp, mu))
     prior = drawing.kwargs["prior"]
-    assert prior.shape == (figures.PRIOR_SAMPLES, 3)
+    assert prior.shape == (vamp.prior_draws, 3) == (20_000, 3)
     assert drawing.kwargs["prior_name"] == "VampPrior"
     assert abs(float(np.median(prior)) - 0.0) > 0.5  # not standard normal draws
     fig = drawing.figure()
@@ -244,3 +244,5 @@ def test_latent_histograms_compare_with_the_models_own_prior():
     fig = pa.latent_histograms(mu, **plain.kwargs)
     assert len(fig.axes[0].patches) == 1 and fig.axes[0].lines  # analytic curve, a Line2D
     assert "N(0, 1)" in fig._suptitle.get_text()
+    vq = build_model(ModelConfig(model="vq-vae", hidden=[8], latent_dim=3), spec)
+    assert figures._histograms(fake_run(vq, mu)).kwargs["prior"] is None  # PixelCNN: not drawn

@@ -457,18 +457,15 @@ def _histograms(run: Run) -> Built:
 
     from vaelab.models.base import BaseModel
 
-    model, prior = run.model, None
-    if type(model).prior_sample is not BaseModel.prior_sample:  # not N(0, I): sample it
-        model.eval()
+    model, prior, name = run.model, None, "N(0, 1)"
+    if type(model).prior_sample is not BaseModel.prior_sample and model.prior_draws > 0:
+        model.eval()  # not N(0, I): the curve is the density of the model's own prior draws
         gen = torch.Generator(device=run.device).manual_seed(run.config.train.seed)
         with torch.no_grad():
-            prior = model.prior_sample(PRIOR_SAMPLES, gen)[:, :25].float().cpu().numpy()
+            prior = model.prior_sample(model.prior_draws, gen)[:, :25].float().cpu().numpy()
+        name = model.prior_name
     return Drawing(f"{ANALYSIS}:latent_histograms", (run.latents()["mu"],),
-                   {"prior": prior, "prior_name": model.prior_name}, note=_active_note(run))
-
-
-PRIOR_SAMPLES = 20_000
-"""Codes drawn from a model's own prior for the reference curve of the latent histograms."""
+                   {"prior": prior, "prior_name": name}, note=_active_note(run))
 
 
 def _two_inputs(y: np.ndarray | None, n: int) -> tuple[int, int]:

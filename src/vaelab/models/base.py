@@ -89,6 +89,9 @@ class BaseModel(nn.Module):
     """The decoder reads the label: samples of a chosen class (cvae)."""
     prior_name: str = "N(0, 1)"
     """What ``prior_sample`` draws from, as the figures name it."""
+    prior_draws: int = 20_000
+    """Codes the latent histograms draw from an overridden ``prior_sample`` as the prior's
+    curve; 0 where sampling is sequential (the VQ-VAE's PixelCNN): N(0, 1) is shown instead."""
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__()

@@ -200,7 +200,7 @@ class GridDecoder(nn.Module):
                           "gated PixelCNN code prior trained after it (prior_epochs)")
 class VQVAE(BaseModel):
     variational = False
-    prior_name = "code prior"
+    prior_draws = 0  # the PixelCNN samples one position at a time: too slow for 20,000 codes
 
     def __init__(self, config: ModelConfig, spec: ModelSpec) -> None:
         super().__init__(config, spec)
