@@ -53,8 +53,8 @@ class TrainConfig:
     """The first test rows that estimate uses (0 = all); metrics.json states the count and the
     standard error; `vaelab evaluate RUN --iwae-k 1000` measures every row."""
     fused_step: bool = True
-    """Use the hand-written step for MLP VAEs and VampPrior VAEs (same gradients as autograd,
-    faster)."""
+    """Use the hand-written CPU step for MLP VAEs and VampPrior VAEs, on the ELBO or the IWAE
+    bound (vae, iwae, vamp, vamp-iwae: same gradients as autograd, faster)."""
     flush_denormals: bool = True
     """On the CPU, flush denormal floats (below 1.2e-38) to zero while training: Adam's decaying
     moments of weights without gradient otherwise slow its update down 2-4x (train/perf.py)."""
