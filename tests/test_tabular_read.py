@@ -95,6 +95,8 @@ def test_declared_types_override_detection(tmp_path):
     ("a,b\n1,x\n2,y\n3,z\n", {"b": "binary"}, "declared binary but holds 3 different values"),
     ("a,b\n1,x\n2,y\n", {"c": "numeric"}, "column 'c' is declared numeric but is not a column"),
     ("a,b\n1,inf\n2,3\n", {}, r"column 'b' holds the infinite value 'inf' \(line 2\)"),
+    ("a,b\n1,2\n3,-1e300\n", {}, r"column 'b' holds '-1e300' \(line 3\), beyond float32's "
+     r"range .*; rescale the column"),
 ])
 def test_column_errors_name_the_column_and_the_way_out(tmp_path, text, types, message):
     p = tmp_path / "bad.csv"

@@ -177,6 +177,12 @@ def build_column(name: str, cells: list[str], decimal: str, declared: str | None
             raise DataError(f"{where}: column '{name}' holds the infinite value {cells[i]!r} "
                             f"(line {i + first_line}); give a finite number or blank the cell "
                             "(a blank cell is missing).")
+        big = np.abs(vals) > np.finfo(np.float32).max  # the codes are float32: it would be inf
+        if big.any():
+            i = observed[int(np.flatnonzero(big)[0])][0]
+            raise DataError(f"{where}: column '{name}' holds {cells[i]!r} (line "
+                            f"{i + first_line}), beyond float32's range (about 3.4e38); "
+                            "rescale the column (e.g. other units) or blank the cell.")
         codes[[i for i, _ in observed]] = vals
         integer = bool(np.all(vals == np.round(vals)))
         # digits shown: what 95% of the cells use (not a float artefact such as 5.640000000000001)
