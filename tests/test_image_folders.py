@@ -524,3 +524,42 @@ def test_color_auto_keeps_colour_photos_and_grey_pictures_saved_as_rgb(tmp_path)
     assert np.abs(colour.x[:, 0] - colour.x[:, 1]).max() > 100  # the colour is there
     forced = load_raw(DataConfig(data=str(photos), color="grayscale")).train
     assert forced.x.shape[1:] == (1, H, W)
+
+
+def test_color_auto_is_decided_once_per_file_list(tmp_path, cache, monkeypatch):
+    """--color auto's choice is kept with the cache: a second load opens no image at all, a
+    changed file list is decided again, and a refused folder leaves no memo behind."""
+    root = _folder(tmp_path / "imgs")
+    calls: list[int] = []
+    real = images.detect_color
+
+    def counting(items):
+        calls.append(len(items))
+        return real(items)
+
+    monkeypatch.setattr(images, "detect_color", counting)
+    first = load_raw(DataConfig(data=str(root))).train.x
+    assert calls == [8] and first.shape[1] == 3
+    memo = list(cache.glob("*.color.json"))
+    assert len(memo) == 1 and json.loads(memo[0].read_text())["color"] == "rgb"
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("opened an image")
+
+    with monkeypatch.context() as m:
+        m.setattr(images, "decode_image", no_decoding)
+        m.setattr(images, "detect_color", no_decoding)
+        np.testing.assert_array_equal(load_raw(DataConfig(data=str(root))).train.x, first)
+
+    f = root / "cats" / "001.png"
+    st = f.stat()
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # touched: a new list
+    load_raw(DataConfig(data=str(root)))
+    assert calls == [8, 8] and len(list(cache.glob("*.color.json"))) == 2
+
+    bad = _folder(tmp_path / "mixed", per_class=2)
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(bad / "dogs" / "big.png")
+    before = _cache_files(cache)
+    with pytest.raises(DataError, match="different sizes"):
+        load_raw(DataConfig(data=str(bad)))
+    assert _cache_files(cache) == before

@@ -5,7 +5,9 @@ The cache lives in ``cache_dir() / "images"`` (``$VAELAB_CACHE/images``, by defa
 ``<folder>-<key>.json`` beside it the labels, class names, file-list hash, size and colour mode.
 The key is a SHA-256 of the folder's sorted relative file list with each file's size and
 modification time, the image size and the colour mode: adding, removing, replacing or touching a
-file gives a new key and a new conversion. Both files are written under temporary names and
+file gives a new key and a new conversion. ``--color auto``'s choice for a file list is kept in
+``<folder>-<digest>.color.json`` after its first successful conversion, so a cache hit decodes
+no image at all. Both files are written under temporary names and
 renamed when complete (the .npy first, the .json last), and a cache is trusted only when its
 .json names the same key and the .npy has the announced shape, so an interrupted conversion is
 never used. Deleting the folder is always safe.
@@ -54,13 +56,10 @@ def image_cache_dir() -> Path:
     return cache_dir() / "images"
 
 
-def folder_key(root: Path, items: list[tuple[Path, int]], size: tuple[int, int] | None,
-               color: str) -> tuple[str, str]:
-    """``(key, files_sha256)``: the cache key and the hash of the file list alone.
-
-    ``items`` come sorted (class folders, then file names); each contributes its path relative
-    to ``root``, its size and its modification time in nanoseconds.
-    """
+def files_digest(items: list[tuple[Path, int]]) -> str:
+    """SHA-256 of the folder's file list: each file's path relative to the folder (class
+    folder and name), its size and its modification time in nanoseconds, in ``items``' order
+    (sorted: class folders, then file names)."""
     h = hashlib.sha256()
     for f, label in items:
         rel = f"{f.parent.name}/{f.name}" if label >= 0 else f.name
@@ -70,9 +69,47 @@ def folder_key(root: Path, items: list[tuple[Path, int]], size: tuple[int, int] 
             raise DataError(f"{f} cannot be read ({exc.strerror or exc}); check the folder.") \
                 from None
         h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    files = h.hexdigest()
+    return h.hexdigest()
+
+
+def folder_key(files: str, size: tuple[int, int] | None, color: str) -> str:
+    """The cache key of one conversion: the file-list digest, the image size and colour mode."""
     spec = json.dumps({"format": FORMAT, "files": files, "size": size, "color": color})
-    return hashlib.sha256(spec.encode()).hexdigest(), files
+    return hashlib.sha256(spec.encode()).hexdigest()
+
+
+def _color_memo(root: Path, files: str) -> Path:
+    return image_cache_dir() / f"{_stem(root, files)}.color.json"
+
+
+def resolve_color(root: Path, items: list[tuple[Path, int]], files: str, color: str
+                  ) -> tuple[str, bool]:
+    """``(mode, fresh)``: ``color`` itself, or for ``auto`` the mode chosen for this file list.
+
+    ``auto``'s choice (:func:`vaelab.data.images.detect_color`, which decodes up to 32 images)
+    is remembered beside the cache in ``<folder>-<digest>.color.json`` once a conversion has
+    succeeded, so a cache hit opens no image; ``fresh`` says the choice was made now.
+    """
+    if color != "auto":
+        return color, False
+    try:
+        memo = json.loads(_color_memo(root, files).read_text())
+        if memo.get("files_sha256") == files and memo.get("color") in ("rgb", "grayscale"):
+            return str(memo["color"]), False
+    except (OSError, ValueError, AttributeError):
+        pass
+    return images.detect_color(items), True
+
+
+def _remember_color(root: Path, files: str, color: str) -> None:
+    """Write the ``auto`` choice for this file list (atomically; a failure only costs time)."""
+    memo = _color_memo(root, files)
+    tmp = memo.parent / f".{memo.name}.part-{_part_tag()}"
+    try:
+        tmp.write_text(json.dumps({"files_sha256": files, "color": color}))
+        os.replace(tmp, memo)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def _stem(root: Path, key: str) -> str:
@@ -273,8 +310,11 @@ def _convert(root: Path, items: list[tuple[Path, int]], classes: list[str],
 def cached_folder(root: Path, items: list[tuple[Path, int]], classes: list[str],
                   size: tuple[int, int] | None, color: str, progress: bool | None = None
                   ) -> tuple[Path, dict[str, Any]]:
-    """The cache .npy of this folder and its metadata, converting the folder if needed."""
-    key, files = folder_key(root, items, size, color)
+    """The cache .npy of this folder and its metadata, converting the folder if needed;
+    ``color`` may be ``auto`` (:func:`resolve_color`)."""
+    files = files_digest(items)
+    color, fresh = resolve_color(root, items, files, color)
+    key = folder_key(files, size, color)
     stem = _stem(root, key)
     npy = image_cache_dir() / f"{stem}.npy"
     meta_path = npy.with_suffix(".json")
@@ -283,6 +323,8 @@ def cached_folder(root: Path, items: list[tuple[Path, int]], classes: list[str],
         order = np.random.default_rng(int(files[:16], 16)).permutation(len(items))
         meta = _convert(root, [items[i] for i in order], classes, size, color, key, files, npy,
                         meta_path, progress)
+    if fresh:
+        _remember_color(root, files, color)
     return npy, meta
 
 

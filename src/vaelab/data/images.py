@@ -181,8 +181,6 @@ def load_image_folder(root: Path, image_size: list[int] | None = None,
     size = image_size_hw(image_size)
     check_color(color)
     classes, items = list_image_folder(root)
-    if color == "auto":
-        color = detect_color(items)
     npy, meta = cached_folder(root, items, classes, size, color, progress=progress)
     x = open_cached(npy, meta, stream, chunk_mb)
     y = np.asarray(meta["labels"], dtype=np.int64) if classes else None
