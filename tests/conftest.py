@@ -26,6 +26,15 @@ torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else
                       min(2, torch.get_num_threads()))
 
 
+@pytest.fixture(scope="session")
+def kinds(tmp_path_factory):
+    """The scenario matrix's datasets (tests/scenario_kit.py), made once per test process for
+    both scenario files."""
+    from scenario_kit import make_kinds
+
+    return make_kinds(tmp_path_factory)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
@@ -44,8 +53,8 @@ def quick(tmp_path):
     }
 
 
-LONG_FILES = ("test_scenarios.py", "test_image_folders.py", "test_data_streaming.py",
-              "test_resume.py")
+LONG_FILES = ("test_scenarios.py", "test_scenarios_tables.py", "test_image_folders.py",
+              "test_data_streaming.py", "test_resume.py")
 """The files that take longest, collected first: with one test process per core
 (`make test`), the longest file starts at once instead of ending the run alone."""
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import vaelab
+from browser_kit import launch_chromium
 from vaelab.errors import VaelabError
 from vaelab.models import MODELS
 
@@ -237,10 +238,7 @@ def open_reports(kind_names: list[str]) -> None:
     if not reports:
         pytest.skip("run together with the scenario matrix (no finished scenario in this run)")
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             errors: list[str] = []

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import vaelab
+from browser_kit import launch_chromium
 from vaelab.explorer import create_app
 
 
@@ -127,19 +128,13 @@ def test_concurrent_decode_load(server):
     assert p95 < 2.0, p95  # bounded: no request hangs behind the model lock
 
 
-def _browser(p):
-    return p.chromium.launch(
-        executable_path="/usr/bin/chromium",
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-              "--disable-component-update", "--disable-sync", "--no-first-run"])
-
 
 @pytest.mark.browser
 def test_page_click_and_slider_change_the_decoded_image(server):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        browser = _browser(p)
+        browser = launch_chromium(p)
         page = browser.new_page(viewport={"width": 1300, "height": 1000})
         hosts = set()
         page.on("request", lambda r: hosts.add(r.url.split("/")[2]))

@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 import vaelab
+from browser_kit import launch_chromium
 from vaelab.cli.main import cli, main
 from vaelab.errors import RunDirError
 from vaelab.report import render_report
@@ -154,10 +155,7 @@ def test_report_and_compare_render_in_chromium_offline(run, tmp_path):
 
     pages = [run.path / "report.html", write_compare([run.path, run.path], tmp_path / "c.html")]
     with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
+        browser = launch_chromium(p)
         try:
             for path in pages:
                 page = browser.new_page()

@@ -19,9 +19,7 @@ import vaelab
 from scenario_kit import (
     IMAGE_KINDS,
     KIND_NAMES,
-    Kind,
     cases,
-    make_kinds,
     open_reports,
     run_scenario,
 )
@@ -30,10 +28,6 @@ pytestmark = pytest.mark.slow
 
 IMAGE_CASES = cases([k for k in KIND_NAMES if k in IMAGE_KINDS])
 
-
-@pytest.fixture(scope="session")
-def kinds(tmp_path_factory) -> dict[str, Kind]:
-    return make_kinds(tmp_path_factory)
 
 
 @pytest.mark.parametrize(("kind_name", "family", "arch"), IMAGE_CASES,

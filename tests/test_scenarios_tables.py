@@ -11,9 +11,7 @@ import pytest
 from scenario_kit import (
     IMAGE_KINDS,
     KIND_NAMES,
-    Kind,
     cases,
-    make_kinds,
     open_reports,
     run_scenario,
 )
@@ -23,10 +21,6 @@ pytestmark = pytest.mark.slow
 TABLE_KINDS = [k for k in KIND_NAMES if k not in IMAGE_KINDS]
 TABLE_CASES = cases(TABLE_KINDS)
 
-
-@pytest.fixture(scope="session")
-def kinds(tmp_path_factory) -> dict[str, Kind]:
-    return make_kinds(tmp_path_factory)
 
 
 @pytest.mark.parametrize(("kind_name", "family", "arch"), TABLE_CASES,
