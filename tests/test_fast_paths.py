@@ -48,6 +48,25 @@ def test_fused_step_gradients_equal_autograd(family, act, lik, hidden):
     assert bool(extras) == ("iwae" in family)  # the bound, logged as iwae_nll
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 1.5])
+def test_fused_elu_forward_and_backward_equal_torch(alpha):
+    """The fused ELU (max form for alpha <= 1, slope from the output) is torch's ELU: values
+    to float32 rounding and the gradient to 2.5e-7 of its largest entry (h + alpha and
+    alpha * e^a differ by the rounding of e^a - 1 near zero)."""
+    torch.manual_seed(0)
+    a = torch.cat([torch.randn(4000) * 4, torch.tensor([0.0, -0.0, 1e-8, -1e-8, -30.0, 30.0])])
+    a.requires_grad_(True)
+    act = torch.nn.ELU(alpha)
+    ref = act(a)
+    g = torch.randn_like(a)
+    ref.backward(g)
+    h = fused._act_forward(act, a.detach())
+    assert torch.allclose(h, ref.detach(), rtol=2e-7, atol=1e-7)
+    dg = fused._act_backward(act, g, a.detach(), h)
+    assert (dg - a.grad).abs().max() <= 2.5e-7 * a.grad.abs().max()
+    assert torch.equal(dg[a.detach() > 0], g[a.detach() > 0])  # slope 1 above zero, exactly
+
+
 def test_fused_step_is_not_used_where_it_does_not_apply():
     spec = ModelSpec((1, 6, 6), "bernoulli", num_classes=3)
     for cfg in (ModelConfig(batch_norm=True), ModelConfig(dropout=0.1),

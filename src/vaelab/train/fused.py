@@ -72,11 +72,20 @@ def _mlp_forward(layers: list[nn.Linear], act: nn.Module, h: Tensor
     inputs, pres = [h], []
     for lin in layers[:-1]:
         a = torch.addmm(lin.bias, h, lin.weight.t())
-        h = act(a)
+        h = _act_forward(act, a)
         pres.append(a)
         inputs.append(h)
     head = layers[-1]
     return torch.addmm(head.bias, h, head.weight.t()), inputs, pres
+
+
+def _act_forward(act: nn.Module, a: Tensor) -> Tensor:
+    """``act(a)``; ELU with alpha <= 1 as ``max(a, alpha * (exp(min(a, 0)) - 1))``, the same
+    function (below zero alpha (e^a - 1) >= a when alpha <= 1; above it, 0 < a) in three
+    vectorised passes, quicker on CPU than torch's ELU kernel."""
+    if isinstance(act, nn.ELU) and 0.0 <= act.alpha <= 1.0:
+        return torch.maximum(a, torch.clamp(a, max=0.0).exp_().sub_(1.0).mul_(act.alpha))
+    return act(a)
 
 
 def _act_backward(act: nn.Module, grad: Tensor, a: Tensor, h: Tensor) -> Tensor:
@@ -88,6 +97,8 @@ def _act_backward(act: nn.Module, grad: Tensor, a: Tensor, h: Tensor) -> Tensor:
     if isinstance(act, nn.Tanh):
         return torch.ops.aten.tanh_backward(grad, h)
     if isinstance(act, nn.ELU):
+        if act.alpha >= 0.0:  # from the output: the slope below zero is h + alpha, no exp
+            return torch.ops.aten.elu_backward(grad, act.alpha, 1.0, 1.0, True, h)
         return torch.ops.aten.elu_backward(grad, act.alpha, 1.0, 1.0, False, a)
     if isinstance(act, nn.GELU):
         return torch.ops.aten.gelu_backward(grad, a, approximate=act.approximate)
