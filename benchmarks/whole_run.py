@@ -94,7 +94,11 @@ def main() -> None:
                         "test_neg_elbo"]
                 r.pop("output")
                 rows[name].append(r)
-                extra = f", finish {r['seconds']['finish']:.2f} s" if "seconds" in r else ""
+                extra = ""
+                if "seconds" in r:
+                    sec = r["seconds"]
+                    extra = (f", train {sec['train']:.2f} s, finish {sec['finish']:.2f} s, pair "
+                             f"ratio {r['wall_s'] / rows['reference'][-1]['wall_s']:.3f}")
                 print(f"{name:9s} run {i + 1}: {r['wall_s']:.2f} s wall, peak RSS "
                       f"{r['rss_mb']:.0f} MB (with children {r['tree_rss_mb']:.0f} MB), test "
                       f"neg ELBO {r['neg_elbo']:.2f}{extra}", flush=True)
@@ -107,6 +111,9 @@ def main() -> None:
         "reference_wall_s": round(med("reference", "wall_s"), 2),
         "vaelab_wall_s": round(med("vaelab", "wall_s"), 2),
         "wall_ratio": round(med("vaelab", "wall_s") / med("reference", "wall_s"), 3),
+        "wall_ratio_of_pairs": round(statistics.median(
+            v["wall_s"] / r["wall_s"] for r, v in zip(rows["reference"], rows["vaelab"],
+                                                     strict=True)), 3),
         "reference_rss_mb": round(med("reference", "rss_mb")),
         "vaelab_rss_mb": round(med("vaelab", "rss_mb")),
         "rss_ratio": round(med("vaelab", "rss_mb") / med("reference", "rss_mb"), 3),

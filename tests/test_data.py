@@ -94,6 +94,28 @@ def test_download_with_checksum_into_cache(idx_server, tmp_path, monkeypatch):
     assert load_raw(DataConfig(dataset="mnist")).train.x.shape == (20, 1, 28, 28)
 
 
+def test_local_idx_files_are_checked_once_per_file_version(idx_server, tmp_path, monkeypatch):
+    url, sums = idx_server
+    monkeypatch.setenv("VAELAB_CACHE", str(tmp_path / "cache"))
+    src = mnist_mod.IdxSource("mnist", mirrors=[url], gz_sha256=sums)
+    monkeypatch.setitem(mnist_mod.SOURCES, "mnist", src)
+    first = load_raw(DataConfig(dataset="mnist"))
+    checks = []
+    real_verify = mnist_mod.IdxSource.verify
+    monkeypatch.setattr(mnist_mod.IdxSource, "verify",
+                        lambda self, *a: checks.append(a[2]) or real_verify(self, *a))
+    again = load_raw(DataConfig(dataset="mnist"))
+    assert checks == []  # the decoded arrays came from the cache, no decompression or hash
+    assert np.array_equal(again.train.x, first.train.x)
+    assert np.array_equal(again.test.y, first.test.y)
+    # a replaced file (new content, new size) is checked again and refused if it is wrong
+    images = tmp_path / "cache" / "mnist" / "train-images-idx3-ubyte.gz"
+    images.write_bytes(gzip.compress(idx_bytes(np.zeros((21, 28, 28), np.uint8))))
+    with pytest.raises(DataError, match=r"SHA-256 .* does not match"):
+        load_raw(DataConfig(dataset="mnist"))
+    assert checks and checks[0] == "train-images-idx3-ubyte.gz"
+
+
 def test_download_with_wrong_checksum_is_refused(idx_server, tmp_path, monkeypatch):
     url, sums = idx_server
     monkeypatch.setenv("VAELAB_CACHE", str(tmp_path / "cache"))

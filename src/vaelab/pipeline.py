@@ -200,7 +200,10 @@ def train(
     trackers = make_trackers(cfg, out, resumed=resume is not None, main=dinfo.is_main)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    _preload_optimizer_support()  # in a thread, while the data loads
+    from vaelab.train.fused import may_apply
+
+    if not may_apply(cfg):  # the fused step's LeanAdam never imports torch's compiler
+        _preload_optimizer_support()  # in a thread, while the data loads
     data = load_data(cfg.data, seed=cfg.train.seed, batch_size=cfg.train.batch_size)
     for note in data.info.get("notes", []):  # a table's detected types, gaps, unseen values
         say(note if note.startswith("warning:") else f"note: {note}")

@@ -12,6 +12,7 @@ when the model qualifies (``supports``); anything else takes the autograd path.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +21,7 @@ from torch.optim import optimizer as opt_mod
 from vaelab.likelihoods import LOG_2PI, Bernoulli, Gaussian, sigmoid_and_log_abs
 from vaelab.models import BaseModel
 from vaelab.models.vamp import component_log_densities
+from vaelab.train.lean_adam import LeanAdam
 
 _ACTS = {nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh}
 
@@ -45,6 +47,18 @@ def _iwae_families() -> tuple[type, ...]:
     from vaelab.models.vamp import VampIWAE
 
     return IWAE, VampIWAE
+
+
+FUSED_FAMILIES = ("vae", "vamp", "iwae", "vamp-iwae")
+
+
+def may_apply(cfg: Any) -> bool:
+    """Whether a run's settings (a ``vaelab.config.Config``) leave the fused step possible; the
+    model built from them decides (``supports``). Read before the data loads."""
+    t, m = cfg.train, cfg.model
+    cuda = t.device.startswith("cuda") or (t.device == "auto" and torch.cuda.is_available())
+    return t.fused_step and not t.compile and t.precision == "fp32" and m.arch == "mlp" \
+        and m.model in FUSED_FAMILIES and not (cuda and t.cuda_graphs)
 
 
 def supports(model: BaseModel) -> bool:
@@ -119,7 +133,7 @@ class DirectAdam:
 
     def _qualifies(self) -> bool:
         opt = self.optimizer
-        if type(opt) is not torch.optim.Adam or len(opt.param_groups) != 1:
+        if type(opt) not in (torch.optim.Adam, LeanAdam) or len(opt.param_groups) != 1:
             return False
         g = opt.param_groups[0]
         return bool(g.get("fused")) and not g["amsgrad"] and not g["maximize"] \
@@ -127,6 +141,23 @@ class DirectAdam:
             and not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks \
             and not opt_mod._global_optimizer_pre_hooks \
             and not opt_mod._global_optimizer_post_hooks and hasattr(torch, "_fused_adam_")
+
+    def _state_lists(self, create: bool = True) -> tuple[list[Tensor], ...] | None:
+        """The update's tensor lists from the optimiser's state; a fresh state is created as
+        Adam's first step creates it (a float32 ``step`` and zero moments) when ``create``."""
+        params = [p for p in self.optimizer.param_groups[0]["params"] if p.grad is not None]
+        st = self.optimizer.state
+        if not params:
+            return None
+        if create and all(len(st[p]) == 0 for p in params):
+            for p in params:
+                st[p]["step"] = torch.zeros((), dtype=torch.float32, device=p.device)
+                st[p]["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                st[p]["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        if not all("exp_avg" in st[p] for p in params):
+            return None
+        return (params, [p.grad for p in params], [st[p]["exp_avg"] for p in params],
+                [st[p]["exp_avg_sq"] for p in params], [st[p]["step"] for p in params])
 
     def _current(self) -> bool:
         """The cached lists still are the optimiser's tensors (not replaced by a load)."""
@@ -140,18 +171,13 @@ class DirectAdam:
 
     def step(self) -> None:
         if not self._current():
-            self.optimizer.step()  # creates (or uses) the state; then cache its tensors
-            self._lists = None
-            if self._qualifies():
-                params = [p for p in self.optimizer.param_groups[0]["params"]
-                          if p.grad is not None]
-                st = self.optimizer.state
-                if params and all("exp_avg" in st[p] for p in params):
-                    self._lists = (params, [p.grad for p in params],
-                                   [st[p]["exp_avg"] for p in params],
-                                   [st[p]["exp_avg_sq"] for p in params],
-                                   [st[p]["step"] for p in params])
-            return
+            self._lists = self._state_lists() if self._qualifies() else None
+            self.optimizer._opt_called = True  # what a scheduler checks that step() has set
+            if self._lists is None:
+                self.optimizer.step()  # creates (or uses) the state; then cache its tensors
+                if self._qualifies():
+                    self._lists = self._state_lists(create=False)
+                return
         if not self._qualifies():
             self._lists = None
             self.optimizer.step()

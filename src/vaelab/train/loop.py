@@ -81,7 +81,7 @@ def take_rows(a: Tensor, idx: Tensor) -> Tensor:
 def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
               params: list[torch.nn.Parameter] | None = None) -> torch.optim.Adam:
     """Adam over ``params`` (default: all of ``model``'s) with the fused kernel (CPU and
-    CUDA), else the multi-tensor one."""
+    CUDA), else the multi-tensor one; a ``LeanAdam``, which does not import torch's compiler."""
     kw: dict[str, Any] = {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     if params is not None:
         model = torch.nn.ParameterList(params)  # holds the same tensors
@@ -89,12 +89,14 @@ def make_adam(model: torch.nn.Module, cfg: TrainConfig, device: torch.device,
         from vaelab.train.cuda_graph import make_capturable_adam
 
         return make_capturable_adam(model, cfg.lr, cfg.weight_decay)
+    from vaelab.train.lean_adam import LeanAdam
+
     if device.type in ("cpu", "cuda"):
         try:
-            return torch.optim.Adam(model.parameters(), fused=True, **kw)
+            return LeanAdam(model.parameters(), fused=True, **kw)
         except (RuntimeError, TypeError):
             pass
-    return torch.optim.Adam(model.parameters(), foreach=True, **kw)
+    return LeanAdam(model.parameters(), foreach=True, **kw)
 
 
 class StopTraining(Exception):
