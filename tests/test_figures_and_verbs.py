@@ -246,3 +246,54 @@ def test_latent_histograms_compare_with_the_models_own_prior():
     assert "N(0, 1)" in fig._suptitle.get_text()
     vq = build_model(ModelConfig(model="vq-vae", hidden=[8], latent_dim=3), spec)
     assert figures._histograms(fake_run(vq, mu)).kwargs["prior"] is None  # PixelCNN: not drawn
+
+
+def test_saved_figure_is_the_tight_savefig_cropped_from_one_draw(tmp_path):
+    """save_figure renders once and crops to the tight box: the same picture as matplotlib's
+    savefig(bbox_inches="tight"), within a pixel of its size; content wider than the figure
+    (an overlong note) still goes through savefig, so nothing is cut off."""
+    from PIL import Image
+
+    from vaelab.plots.common import PAD_INCHES, add_note, new_figure, save_figure
+
+    def curves(note: str):
+        fig = new_figure(6, 2.5)
+        for i, ax in enumerate(fig.subplots(1, 2)):
+            ax.plot(np.sin(np.linspace(0, 6, 50) + i), label="train")
+            ax.set(title=f"panel {i}", xlabel="epoch")
+            ax.legend()
+        fig.suptitle("two panels")
+        return add_note(fig, note)
+
+    for note, wide in (("a short note", False), ("an overlong note " * 12, True)):
+        curves(note).savefig(tmp_path / "ref.png", dpi=110, bbox_inches="tight",
+                             pad_inches=PAD_INCHES)
+        save_figure(curves(note), tmp_path / "ours.png")
+        ref = np.asarray(Image.open(tmp_path / "ref.png").convert("L")).astype(int)
+        ours = np.asarray(Image.open(tmp_path / "ours.png").convert("L")).astype(int)
+        assert abs(ref.shape[0] - ours.shape[0]) <= 1 and abs(ref.shape[1] - ours.shape[1]) <= 1
+        if wide:
+            assert ours.shape[1] > 6 * 110  # wider than the figure: the note is all there
+            continue
+        h, w = (min(ref.shape[0], ours.shape[0]) - 1) // 6 * 6, \
+            (min(ref.shape[1], ours.shape[1]) - 1) // 6 * 6
+
+        def blocks(a: np.ndarray) -> np.ndarray:  # 6 x 6 pixel means: text and lines as blobs
+            return a.reshape(a.shape[0] // 6, 6, a.shape[1] // 6, 6).mean((1, 3))
+
+        diff = min(np.abs(blocks(ref[:h, :w]) - blocks(ours[dy:dy + h, dx:dx + w])).max()
+                   for dy in (0, 1) for dx in (0, 1))
+        # antialiasing at a sub-pixel offset moves a block by up to ~40 grey levels; another
+        # title or a shifted panel moves some block by 140 or more
+        assert diff < 60, diff
+        assert (ours[:3] == 255).all() and (ours[:, :3] == 255).all()  # the white margin
+
+
+def test_training_curves_tick_whole_epochs():
+    from vaelab.plots.training import training_curves
+
+    one = training_curves([{"epoch": 1, "train_loss": 3, "train_recon": 2, "train_kl": 1}])
+    assert [float(t) for t in one.axes[0].get_xticks()] == [1.0]
+    many = training_curves([{"epoch": i, "train_loss": 3 / i, "train_recon": 2 / i,
+                             "train_kl": 1 / i} for i in range(1, 48)])
+    assert all(float(t).is_integer() for t in many.axes[0].get_xticks())

@@ -86,14 +86,65 @@ def add_note(fig: Figure, text: str | None) -> Figure:
     return fig
 
 
+PAD_INCHES = 0.12
+"""White margin around the drawn content of a saved figure."""
+
+
 def save_figure(fig: Figure, path, dpi: int = 110) -> None:
-    """Save as PNG with a small margin (titles never touch the edge), written to a temporary
-    name and renamed, so a reader never sees half a file."""
+    """Save as PNG cropped to the drawn content plus a small margin (titles never touch the
+    edge), written to a temporary name and renamed, so a reader never sees half a file.
+
+    The figure is rendered once and the raster cropped to its tight bounding box: the result
+    ``savefig(bbox_inches="tight")`` gives, without its second full draw (a third to a half
+    of the figure's time). Content that reaches outside the figure (which cropping cannot
+    show) is saved by ``savefig(bbox_inches="tight")`` itself.
+    """
     path = os.fspath(path)
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
     try:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.12)
+        image = _render_cropped(fig, dpi)
+        if image is None:
+            fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", pad_inches=PAD_INCHES)
+        else:
+            from PIL import Image
+
+            Image.fromarray(image).save(tmp, format="png", dpi=(dpi, dpi), compress_level=6)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _render_cropped(fig: Figure, dpi: int) -> np.ndarray | None:
+    """The figure drawn once at ``dpi`` (RGB, uint8) and cropped to its tight bounding box
+    plus ``PAD_INCHES``; None when the content reaches outside the figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    old_dpi = fig.dpi
+    fig.set_dpi(dpi)
+    try:
+        canvas = FigureCanvasAgg(fig)
+        canvas.draw()
+        box = fig.get_tightbbox(canvas.get_renderer())  # inches
+        w_in, h_in = fig.get_size_inches()
+        tol = 0.04  # inches: layout's text extents overshoot the edge by a pixel or two
+        if box.x0 < -tol or box.y0 < -tol or box.x1 > w_in + tol or box.y1 > h_in + tol:
+            return None
+        rgba = np.asarray(canvas.buffer_rgba())
+    finally:
+        fig.set_dpi(old_dpi)
+    height, width = rgba.shape[:2]
+    x0, x1 = round((box.x0 - PAD_INCHES) * dpi), round((box.x1 + PAD_INCHES) * dpi)
+    y0, y1 = round((h_in - box.y1 - PAD_INCHES) * dpi), round((h_in - box.y0 + PAD_INCHES) * dpi)
+    out = np.full((y1 - y0, x1 - x0, 3), 255, dtype=np.uint8)  # the margin beyond the figure
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    out[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = _on_white(rgba[sy0:sy1, sx0:sx1])
+    return out
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """RGBA pixels composited on white, as RGB (an opaque figure passes unchanged)."""
+    if (rgba[..., 3] == 255).all():
+        return rgba[..., :3]
+    a = rgba[..., 3:4].astype(np.float32) / 255.0
+    return (rgba[..., :3] * a + 255.0 * (1.0 - a) + 0.5).astype(np.uint8)

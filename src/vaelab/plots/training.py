@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from vaelab.plots.common import new_figure
 
@@ -40,6 +41,11 @@ def training_curves(history: Sequence[dict[str, Any]]) -> Figure:
             ax.axvline(best, color="0.6", lw=0.8, ls=":", label=f"best epoch {best}")
         ax.set_title(titles[term], fontsize=11)
         ax.set_xlabel("epoch")
+        if len(epochs) <= 10:  # whole epochs as ticks, never 0.96 ... 1.04
+            ax.set_xticks(epochs)
+            ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel("nats per example")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
