@@ -62,6 +62,17 @@ def test_disabled_worker_runs_inline(monkeypatch):
     assert worker.submit("ping").result() == os.getpid()
 
 
+def test_warm_then_wait_ready_answers_once_the_imports_are_done(monkeypatch):
+    monkeypatch.delenv(worker.DISABLE_ENV, raising=False)
+    worker.warm()
+    started = worker._READY
+    assert started is not None and started[0] is worker.get_worker()
+    assert worker.wait_ready(timeout=60)  # the first ping, answered after the imports
+    assert started[1].result() not in (os.getpid(), None)
+    worker.warm()  # the same worker: no second ping
+    assert worker._READY is started
+
+
 def test_the_worker_exits_when_its_client_goes():
     """It exits as soon as its pipe closes (the `vaelab` program ends with os._exit, so no
     close() comes), with its client's priority (the client waits on it)."""

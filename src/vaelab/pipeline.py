@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import platform
 import shutil
 import time
@@ -237,10 +238,15 @@ def train(
 
     from vaelab.train.callbacks import default_callbacks
 
-    if dinfo.is_main:  # the worker imports scikit-learn while the model trains
+    if dinfo.is_main:  # the worker imports scikit-learn while the data loads
         from vaelab import worker
 
         worker.warm()
+        if (os.cpu_count() or 1) <= torch.get_num_threads():
+            # its imports would take a core from the training threads, which then wait on each
+            # other: epoch 1 took 0.3-0.6 s longer; what is left of them (usually nothing)
+            # is waited for instead
+            worker.wait_ready(timeout=3.0)
     with graceful_sigint(say) as stop:
         try:
             trackers.start(work)

@@ -164,6 +164,8 @@ def _run_inline(fut: Future, task: str, args: tuple) -> None:
 
 _WORKER: Worker | None = None
 _WORKER_LOCK = threading.Lock()
+_READY: tuple[Worker, Future] | None = None
+"""The started worker and its first ping, answered when the worker's imports are done."""
 
 
 def _disabled() -> bool:
@@ -192,7 +194,22 @@ def active() -> bool:
 
 def warm() -> None:
     """Start the worker now so its imports overlap with what the caller does next."""
-    get_worker()
+    global _READY
+    worker = get_worker()
+    if worker is not None and (_READY is None or _READY[0] is not worker):
+        _READY = (worker, worker.submit("ping"))  # answered once the imports are done
+
+
+def wait_ready(timeout: float) -> bool:
+    """Wait up to ``timeout`` seconds for the started worker to finish its imports; True when
+    it has (or there is none to wait for)."""
+    if _READY is None or not active():
+        return True
+    try:
+        _READY[1].result(timeout=timeout)
+    except Exception:  # still importing (or it failed: the tasks run inline then)
+        return _READY[1].done()
+    return True
 
 
 def submit(task: str, *args: Any) -> Future:
