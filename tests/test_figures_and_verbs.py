@@ -297,3 +297,26 @@ def test_training_curves_tick_whole_epochs():
     many = training_curves([{"epoch": i, "train_loss": 3 / i, "train_recon": 2 / i,
                              "train_kl": 1 / i} for i in range(1, 48)])
     assert all(float(t).is_integer() for t in many.axes[0].get_xticks())
+
+
+def test_latent_histograms_label_each_columns_last_panel_and_fit_the_figure():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from vaelab.plots import analysis as pa
+
+    rng = np.random.default_rng(0)
+    fig = pa.latent_histograms(rng.normal(size=(300, 12)), prior=rng.normal(size=(300, 12)),
+                               prior_name="VampPrior (100 pseudo-inputs)")
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    axes = fig.axes
+    shown = [any(t.get_visible() and t.get_text() for t in ax.get_xticklabels()) for ax in axes]
+    assert shown[7:12] == [True] * 5 and not any(shown[:7])  # z8-z12 end their columns
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["prior"]
+    renderer = canvas.get_renderer()
+    boxes = [ax.get_tightbbox(renderer) for ax in axes[:12]]
+    for i, a in enumerate(boxes):  # no panel's title or labels run into another panel
+        for b in boxes[i + 1:]:
+            assert a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0
+    w, h = fig.bbox.width, fig.bbox.height
+    assert all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= w and b.y1 <= h for b in boxes)

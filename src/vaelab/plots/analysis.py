@@ -77,8 +77,19 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25, prior: np.ndarray | No
     d = min(mu.shape[1], max_dims)
     cols = min(5, d)
     rows = math.ceil(d / cols)
-    fig = new_figure(3.0 * cols, 2.3 * rows + 0.5)
-    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, sharex=True)).ravel()
+    width, height = 3.0 * cols, 2.3 * rows + 0.5
+    fig = new_figure(width, height)
+    # a fixed grid in inches instead of constrained layout, which measured every one of up to
+    # 25 panels' ticks and titles twice (0.45 s of this figure's 0.85): room at the top for
+    # the title and the first row's panel titles, at the bottom for the tick labels and a note
+    fig.set_layout_engine("none")
+    top, bottom, gap_h, gap_w = 0.62, 0.62, 0.32, 0.12
+    axes_h = (height - top - bottom - gap_h * (rows - 1)) / rows
+    axes_w = (width - 0.24 - gap_w * (cols - 1)) / cols
+    axes = np.atleast_1d(fig.subplots(rows, cols, squeeze=False, sharex=True, gridspec_kw={
+        "left": 0.12 / width, "right": 1 - 0.12 / width, "top": 1 - top / height,
+        "bottom": bottom / height, "hspace": gap_h / axes_h, "wspace": gap_w / axes_w})).ravel()
+    legend = prior_name if len(prior_name) <= 12 else "prior"  # the title names it in full
     grid = np.linspace(-4, 4, 200)
     density = np.exp(-0.5 * grid**2) / math.sqrt(2 * math.pi)
     for i, ax in enumerate(axes):
@@ -93,17 +104,19 @@ def latent_histograms(mu: np.ndarray, max_dims: int = 25, prior: np.ndarray | No
         off = float(np.mean((v < -4) | (v > 4)))
         ax.stairs(counts, edges, fill=True, color="C0", alpha=0.7)  # one artist, not 40 bars
         if prior is None:
-            ax.plot(grid, density, color="C3", lw=1.2, label=prior_name)
+            ax.plot(grid, density, color="C3", lw=1.2, label=legend)
         else:
             ref, _ = np.histogram(prior[:, i], bins=edges)
             ax.stairs(ref / (len(prior) * (edges[1] - edges[0])), edges, color="C3", lw=1.2,
-                      label=prior_name)
+                      label=legend)
         ax.set_title(f"z{i + 1}", fontsize=9, pad=2)
         note = f"\n{off:.0%} off plot" if off >= 0.005 else ""
         ax.text(0.02, 0.97, f"mean {v.mean():.2f}\nstd {v.std():.2f}\nmin {v.min():.2f}\n"
                             f"max {v.max():.2f}{note}", transform=ax.transAxes, fontsize=7,
                 va="top", family="monospace")
     axes[0].set_xticks([-4, -2, 0, 2, 4])
+    for ax in axes[max(0, d - cols):d]:  # the last panel of each column shows its values
+        ax.tick_params(labelbottom=True)
     for ax in axes:  # each panel its own height (a collapsed spike must not flatten the rest);
         ax.set_yticks([])  # the red prior curve is the scale
         ax.tick_params(labelsize=7)
