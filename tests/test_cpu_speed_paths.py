@@ -142,3 +142,24 @@ def test_after_training_buffers_of_megabytes_still_come_from_the_heap():
     mapped = libc.mallinfo2().hblkhd - before
     del buf
     assert mapped < 1 << 20, mapped  # not an mmap of its own
+
+
+def test_the_settings_guess_of_the_fused_step_covers_every_model_it_takes() -> None:
+    """``may_apply`` (read before the data loads, to skip the compiler preload) is True for
+    every registered family whose model the fused step takes, and False for the others."""
+    from vaelab.models import MODELS, ModelSpec, build_model
+    from vaelab.pipeline import resolve_config
+    from vaelab.train import fused
+
+    spec = ModelSpec(input_shape=(1, 6, 6), likelihood="bernoulli", num_classes=3)
+    taken = []
+    for name in MODELS:
+        cfg = resolve_config(None, model=name, hidden=[8], latent_dim=2, device="cpu")
+        model = build_model(cfg.model, spec)
+        if fused.supports(model):
+            taken.append(name)
+        assert fused.may_apply(cfg) == fused.supports(model), name
+    assert {"vae", "vamp", "iwae", "vamp-iwae"} <= set(taken)
+    off = resolve_config(None, model="vae", hidden=[8], latent_dim=2, device="cpu",
+                         fused_step=False)
+    assert not fused.may_apply(off)

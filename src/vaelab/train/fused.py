@@ -49,25 +49,36 @@ def _iwae_families() -> tuple[type, ...]:
     return IWAE, VampIWAE
 
 
-FUSED_FAMILIES = ("vae", "vamp", "iwae", "vamp-iwae")
+def _fused_families() -> tuple[type, ...]:
+    """The model classes the fused step implements."""
+    from vaelab.models.vae import VAE
+    from vaelab.models.vamp import VampVAE
+
+    return VAE, VampVAE, *_iwae_families()
+
+
+def settings_allow(t: Any, cuda: bool) -> bool:
+    """Whether the training settings (a ``TrainConfig``) on a CUDA device or not leave the fused
+    step possible; the model decides the rest (``supports``)."""
+    return t.fused_step and not t.compile and t.precision == "fp32" \
+        and not (cuda and t.cuda_graphs)
 
 
 def may_apply(cfg: Any) -> bool:
     """Whether a run's settings (a ``vaelab.config.Config``) leave the fused step possible; the
     model built from them decides (``supports``). Read before the data loads."""
+    from vaelab.models import MODELS
+
     t, m = cfg.train, cfg.model
     cuda = t.device.startswith("cuda") or (t.device == "auto" and torch.cuda.is_available())
-    return t.fused_step and not t.compile and t.precision == "fp32" and m.arch == "mlp" \
-        and m.model in FUSED_FAMILIES and not (cuda and t.cuda_graphs)
+    return settings_allow(t, cuda) and m.arch == "mlp" \
+        and MODELS.get(m.model) in _fused_families()
 
 
 def supports(model: BaseModel) -> bool:
     """True for the plain MLP VAE or VampPrior VAE (on the ELBO or the IWAE bound) with a
     Bernoulli or fixed-sigma Gaussian likelihood."""
-    from vaelab.models.vae import VAE
-    from vaelab.models.vamp import VampVAE
-
-    if type(model) not in (VAE, VampVAE, *_iwae_families()) or model.config.free_bits > 0 \
+    if type(model) not in _fused_families() or model.config.free_bits > 0 \
             or model.config.capacity_max > 0:
         return False
     if type(model.likelihood) not in (Bernoulli, Gaussian):

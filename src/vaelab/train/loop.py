@@ -207,10 +207,8 @@ class Trainer:
 
             tune_cpu_allocator()
         cfg = self.cfg
-        graphs = self.device.type == "cuda" and cfg.cuda_graphs
-        if cfg.fused_step and not cfg.compile and not graphs and cfg.precision == "fp32" \
-                and len(self.phases) == 1 and not self.companions \
-                and fused.supports(self.model):
+        if fused.settings_allow(cfg, self.device.type == "cuda") and len(self.phases) == 1 \
+                and not self.companions and fused.supports(self.model):
             return fused.FusedVAEStep(self.model, self.optimizer, cfg.grad_clip)
         if cfg.compile:
             self._loss_fn = torch.compile(self._phase_loss)  # forward + loss; autograd as usual
