@@ -41,7 +41,10 @@ def vaelab_run(out: Path, budget: float, k: int, rows: int, extra: list[str]) ->
     t, tr = metrics["test"], metrics["training"]
     return {"iwae_nll": t["iwae_nll"], "iwae_nll_se": t["iwae_nll_se"], "iwae_n": t["iwae_n"],
             "neg_elbo": t["neg_elbo"], "epochs": tr["epochs_run"],
-            "budget_spent_s": tr["budget_spent_s"], "train_process_s": round(wall, 1)}
+            "budget_spent_s": tr["budget_spent_s"], "train_process_s": round(wall, 1),
+            # what the code keeps: a richer decoder can leave less to z
+            **{k: t[k] for k in ("kl", "active_units", "knn_accuracy", "linear_probe_accuracy")
+               if k in t}}
 
 
 def main() -> None:
@@ -51,6 +54,8 @@ def main() -> None:
     ap.add_argument("--iwae-rows", type=int, default=0, help="test rows (0 = all 10,000)")
     ap.add_argument("--recipe", type=Path, default=RECIPE)
     ap.add_argument("--also-plain", action="store_true")
+    ap.add_argument("--keep", type=Path, default=None,
+                    help="keep vaelab's run directories in this folder (default: deleted)")
     args = ap.parse_args()
     rows = args.iwae_rows or 10000
     ref = subprocess.run([sys.executable, str(HERE / "reference_loop.py"), "--time-budget",
@@ -62,13 +67,14 @@ def main() -> None:
     result: dict = {"budget_s": args.budget, "iwae_k": args.iwae_k, "iwae_rows": rows,
                     "reference": reference, "cpu_count": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
-        recipe = vaelab_run(Path(tmp) / "recipe", args.budget, args.iwae_k, rows,
+        where = args.keep or Path(tmp)
+        recipe = vaelab_run(where / "recipe", args.budget, args.iwae_k, rows,
                             ["--config", str(args.recipe)])
         print(f"vaelab recipe: {recipe['epochs']} epochs, test IWAE NLL "
               f"{recipe['iwae_nll']:.2f} +/- {recipe['iwae_nll_se']:.2f}", flush=True)
         result["vaelab_recipe"] = {"config": str(args.recipe), **recipe}
         if args.also_plain:
-            plain = vaelab_run(Path(tmp) / "plain", args.budget, args.iwae_k, rows, PLAIN)
+            plain = vaelab_run(where / "plain", args.budget, args.iwae_k, rows, PLAIN)
             print(f"vaelab, the reference's model: {plain['epochs']} epochs, test IWAE NLL "
                   f"{plain['iwae_nll']:.2f}", flush=True)
             result["vaelab_reference_model"] = plain

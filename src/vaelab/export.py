@@ -96,6 +96,11 @@ def export_onnx(run_dir: str | Path, out: str | Path | None = None) -> Path:
     check_run_dir(run_dir)
     run = Run.load(run_dir)
     model = run.model.eval()
+    if model.config.pixel_context:
+        raise VaelabError(
+            f"{run_dir} decodes pixel by pixel (pixel_context {model.config.pixel_context}), "
+            "which one ONNX decoder graph cannot express; export a run trained with "
+            "--pixel-context 0.")
     folder = Path(out) if out is not None else run_dir / "export"
     try:
         folder.mkdir(parents=True, exist_ok=True)

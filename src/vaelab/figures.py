@@ -180,7 +180,8 @@ def _recons(run: Run) -> Built:
 
 @register_figure(
     "samples", "Random samples",
-    "Decoder means for codes drawn from the prior N(0, I). Samples that look like the data show "
+    "Decoder means for codes drawn from the model's prior (the title names it: N(0, I), the "
+    "VampPrior, ...). Samples that look like the data show "
     "a latent space without holes; garbage samples with good reconstructions mean the posterior "
     "does not cover the prior.",
     order=30,
@@ -194,9 +195,11 @@ def _samples(run: Run) -> Built:
     if "frechet_distance" in t:
         note = (f"Frechet distance to {t['frechet_n']} test images {t['frechet_distance']:.2f} "
                 "(in a small classifier's 64-d features; lower is closer)")
+    title = f"random samples, z ~ {run.model.prior_name}"  # the model's own prior
     return Drawing("vaelab.plots.images:samples", (run.preprocessor.inverse(s), 10,
                                                    display_range(run),
-                                                   run.data.test.feature_names), note=note)
+                                                   run.data.test.feature_names),
+                   {"title": title}, note=note)
 
 
 @register_figure(

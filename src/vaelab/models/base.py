@@ -99,8 +99,11 @@ class BaseModel(nn.Module):
         self.spec = spec
         self.input_shape = tuple(spec.input_shape)
         self.latent_dim = config.latent_dim
-        self.likelihood: Likelihood = make_likelihood(spec.likelihood, config.sigma,
-                                                     columns=spec.columns)
+        from vaelab.nets.pixel_context import with_pixel_context
+
+        self.likelihood: Likelihood = with_pixel_context(
+            make_likelihood(spec.likelihood, config.sigma, columns=spec.columns),
+            self.input_shape, config.pixel_context)
         self.kl_scale = 1.0
         """Set by the trainer each epoch for KL warm-up (1.0 outside training)."""
         self.train_rows: int | None = None
@@ -216,7 +219,12 @@ def log_px_k(lik: Likelihood, x: Tensor, params: Tensor) -> Tensor:
     """log p(x | params) for params of shape (k, b, ...) and x of shape (b, ...): (k, b).
 
     x is broadcast over k, never copied k times (the Bernoulli term is x.logits -
-    softplus(logits)); likelihoods without a fast path fall back to ``log_prob``."""
+    softplus(logits)); likelihoods without a fast path fall back to ``log_prob``. A pixel
+    context (``nets/pixel_context.py``) depends on x only: it is added once to all k."""
+    from vaelab.nets.pixel_context import PixelContextLikelihood
+
+    if isinstance(lik, PixelContextLikelihood):
+        params, lik = lik.shift(x, params), lik.base
     k, b = params.shape[:2]
     xf = x.reshape(b, -1)
     pf = params.reshape(k, b, -1)

@@ -32,6 +32,10 @@ class ModelConfig:
     """auto (follows the data), bernoulli, gaussian (fixed sigma), gaussian-learned."""
     sigma: float = 1.0
     """Standard deviation of the fixed-variance Gaussian likelihood."""
+    pixel_context: int = 0
+    """Images: radius R of a local autoregressive context in the likelihood (0 = off, a
+    factorised decoder): each pixel also reads the R rows above and the R pixels to its left
+    (Chen et al. 2017's local receptive field); sampling is then pixel by pixel."""
     beta: float = 1.0
     """Weight of the KL term in the objective (beta-VAE); reported numbers use 1."""
     kl_warmup_epochs: int = 0

@@ -68,7 +68,7 @@ class VampVAE(BaseModel):
                               f"{config.pseudo_inputs}.")
         self.encoder = build_encoder(config, self.input_shape, 2 * config.latent_dim)
         self.decoder = build_decoder(config, self.input_shape, self.likelihood.params_per_feature)
-        start = 0.05 if isinstance(self.likelihood, Bernoulli) else 0.0
+        start = 0.05 if self.likelihood.name == Bernoulli.name else 0.0
         self.pseudo = nn.Parameter(
             start + PSEUDO_STD * torch.randn(config.pseudo_inputs, *self.input_shape))
 

@@ -71,7 +71,7 @@ def may_apply(cfg: Any) -> bool:
 
     t, m = cfg.train, cfg.model
     cuda = t.device.startswith("cuda") or (t.device == "auto" and torch.cuda.is_available())
-    return settings_allow(t, cuda) and m.arch == "mlp" \
+    return settings_allow(t, cuda) and m.arch == "mlp" and m.pixel_context == 0 \
         and MODELS.get(m.model) in _fused_families()
 
 
