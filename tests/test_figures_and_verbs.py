@@ -79,6 +79,26 @@ def test_every_figure_renders(run8):
     assert all(len(v["how_to_read"]) > 40 for v in index.values())
 
 
+def test_traversals_sweep_each_dimension_over_the_spread_of_its_codes(run8, monkeypatch):
+    """Each row moves one dimension from its codes' mean - 3 sd to + 3 sd (the range the data
+    use, whatever the prior's scale), the others held at the mean code; the x axis says so."""
+    from vaelab import figures
+
+    decode, seen = figures._decode_raw, []
+    monkeypatch.setattr(figures, "_decode_raw", lambda run, z: seen.append(z) or decode(run, z))
+    drawing = figures._traversals(run8)
+    mu = run8.latents()["mu"]
+    center, sd = mu.mean(0), mu.std(0)
+    dims, values = drawing.args[1], drawing.args[2]
+    z = seen[0].reshape(len(dims), len(values), -1)
+    assert sorted(dims) == [0, 1, 2, 3]
+    for row, d in zip(z, dims, strict=True):
+        np.testing.assert_allclose(row[:, d], center[d] + values * sd[d], rtol=1e-4, atol=1e-5)
+        others = np.delete(row, d, axis=1)
+        np.testing.assert_allclose(others, np.delete(center, d)[None].repeat(len(values), 0))
+    assert "standard deviations" in drawing.figure().axes[0].get_xlabel()
+
+
 VERBS = [["evaluate", "--iwae-k", "20"], ["sample", "-n", "8"], ["reconstruct"],
          ["interpolate", "--steps", "4"], ["traverse", "--dim", "1"], ["encode"],
          ["plot", "--only", "samples"]]

@@ -426,9 +426,10 @@ ANALYSIS = "vaelab.plots.analysis"
 
 @register_figure(
     "latent_traversals", "Latent traversals",
-    "For latents wider than 2-D: each row sweeps one dimension from -3 to 3 with the others at "
-    "the mean code, most used dimensions first (up to 25). Rows that do not change belong to "
-    "inactive dimensions.",
+    "For latents wider than 2-D: each row sweeps one dimension from 3 standard deviations of "
+    "its posterior means below their mean to 3 above, the others at the mean code, most used "
+    "dimensions first (up to 25): the range the data use, whatever the prior's scale. Rows "
+    "that do not change belong to inactive dimensions.",
     order=51, cost=7,
 )
 def _traversals(run: Run) -> Built:
@@ -440,10 +441,12 @@ def _traversals(run: Run) -> Built:
     var = mu.var(0)
     dims = [int(d) for d in np.argsort(-var, kind="stable")[:MAX_TRAVERSAL_ROWS]]
     values = np.linspace(-3, 3, 11, dtype=np.float32)
-    center = mu.mean(0)
-    z = np.concatenate([traverse(center, d, values) for d in dims])
+    center, std = mu.mean(0), np.sqrt(var)
+    z = np.concatenate([traverse(center, d, center[d] + values * std[d]) for d in dims])
     return Drawing(f"{ANALYSIS}:traversals",
                    (_decode_raw(run, z), dims, values, display_range(run), var),
+                   {"xlabel": "offset from the mean code, in standard deviations of the "
+                              "dimension's posterior means (others at the mean code)"},
                    note=_active_note(run))
 
 

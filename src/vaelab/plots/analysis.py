@@ -39,11 +39,14 @@ def manifold_grid(images: np.ndarray, values: np.ndarray,
 
 def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
                value_range: tuple[float, float], variances: np.ndarray | None = None,
-               row_labels: list[str] | None = None) -> Figure:
+               row_labels: list[str] | None = None,
+               xlabel: str = "value of the swept dimension (others at the mean code)",
+               ) -> Figure:
     """One row per latent dimension: the decoded mean code with that dimension swept.
 
     Drawn as one image in one axes (rows apart by a white gap), labelled ``z<d>`` with the
-    variance of its posterior mean, or with ``row_labels`` when given."""
+    variance of its posterior mean, or with ``row_labels`` when given; ``values`` label the
+    columns as ``xlabel`` says."""
     steps, rows = len(values), len(dims)
     h, w = images.shape[-2:]
     gap = max(1, h // 6)
@@ -63,7 +66,7 @@ def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    ax.set_xlabel("value of the swept dimension (others at the mean code)")
+    ax.set_xlabel(xlabel)
     ax.set_title("latent traversals: one row per dimension (label: dimension, variance of its "
                  "posterior mean)", fontsize=10)
     return fig
