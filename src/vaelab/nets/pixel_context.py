@@ -76,16 +76,32 @@ class PixelContextLikelihood(nn.Module, Likelihood):
 
     def context(self, x: Tensor) -> Tensor:
         """(B, C, H, W) shift of each pixel's location parameter from the earlier pixels of x."""
+        return self.context_and_windows(x)[0]
+
+    def context_and_windows(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """The context and the unfolded windows (B, C * (R + 1) * (2R + 1), H * W) it was
+        computed from (what ``weight_grad`` needs)."""
         c, h, w = self.shape
         r = self.radius
         xb = x.reshape(x.shape[0], c, h, w).to(self.weight.dtype)
-        patches = F.unfold(F.pad(xb, (r, r, r, 0)), (r + 1, 2 * r + 1))  # (B, C*kh*kw, H*W)
+        windows = F.unfold(F.pad(xb, (r, r, r, 0)), (r + 1, 2 * r + 1))
         weight = self.masked_weight()
         if c == 1:
-            out = (patches * weight[0]).sum(1, keepdim=True)
+            out = (windows * weight[0]).sum(1, keepdim=True)
         else:
-            out = torch.einsum("bpn,cpn->bcn", patches, weight)
-        return out.reshape(x.shape[0], c, h, w)
+            out = torch.einsum("bpn,cpn->bcn", windows, weight)
+        return out.reshape(x.shape[0], c, h, w), windows
+
+    def weight_grad(self, windows: Tensor, grad: Tensor) -> Tensor:
+        """The gradient of ``weight`` from the gradient ``grad`` (B, C * H * W) at the context
+        that ``context_and_windows`` computed from ``windows`` (for the fused CPU step)."""
+        c = self.shape[0]
+        g = grad.reshape(grad.shape[0], c, -1)
+        if c == 1:
+            out = (windows * g).sum(0, keepdim=True)
+        else:
+            out = torch.einsum("bpn,bcn->cpn", windows, g)
+        return out.mul_(self.mask[:, :, None])
 
     def shift(self, x: Tensor, params: Tensor) -> Tensor:
         """``params`` (..., B, C * ppf, H, W) with the context of x (B, ...) added to the first C

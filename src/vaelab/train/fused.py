@@ -21,6 +21,7 @@ from torch.optim import optimizer as opt_mod
 from vaelab.likelihoods import LOG_2PI, Bernoulli, Gaussian, sigmoid_and_log_abs
 from vaelab.models import BaseModel
 from vaelab.models.vamp import component_log_densities
+from vaelab.nets.pixel_context import PixelContextLikelihood
 from vaelab.train.lean_adam import LeanAdam
 
 _ACTS = {nn.ReLU, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Tanh}
@@ -71,17 +72,17 @@ def may_apply(cfg: Any) -> bool:
 
     t, m = cfg.train, cfg.model
     cuda = t.device.startswith("cuda") or (t.device == "auto" and torch.cuda.is_available())
-    return settings_allow(t, cuda) and m.arch == "mlp" and m.pixel_context == 0 \
+    return settings_allow(t, cuda) and m.arch == "mlp" \
         and MODELS.get(m.model) in _fused_families()
 
 
 def supports(model: BaseModel) -> bool:
     """True for the plain MLP VAE or VampPrior VAE (on the ELBO or the IWAE bound) with a
-    Bernoulli or fixed-sigma Gaussian likelihood."""
+    Bernoulli or fixed-sigma Gaussian likelihood, with or without a pixel context."""
     if type(model) not in _fused_families() or model.config.free_bits > 0 \
             or model.config.capacity_max > 0:
         return False
-    if type(model.likelihood) not in (Bernoulli, Gaussian):
+    if type(_base_likelihood(model.likelihood)) not in (Bernoulli, Gaussian):
         return False
     from vaelab.nets.mlp import MLPDecoder, MLPEncoder
 
@@ -89,6 +90,11 @@ def supports(model: BaseModel) -> bool:
     if not (isinstance(enc, MLPEncoder) and isinstance(dec, MLPDecoder)):
         return False
     return _linears(enc.body, enc.head) is not None and _linears(dec.body, dec.head) is not None
+
+
+def _base_likelihood(lik: Any) -> Any:
+    """The likelihood a pixel context wraps, or ``lik`` itself."""
+    return lik.base if isinstance(lik, PixelContextLikelihood) else lik
 
 
 def _mlp_forward(layers: list[nn.Linear], act: nn.Module, h: Tensor
@@ -251,6 +257,8 @@ class FusedVAEStep:
     pseudo-input rows to the pseudo-inputs themselves. The IWAE families decode ``iwae_k``
     samples per example; the bound's gradient is each sample's gradient of log w weighted by
     its normalised importance weight (and the step returns the bound again as ``iwae_nll``).
+    A pixel context is added to the decoder's output once per example (all samples share it);
+    its weights' gradient comes from the output gradient summed over the samples.
     """
 
     def __init__(self, model: BaseModel, optimizer: torch.optim.Optimizer,
@@ -267,7 +275,9 @@ class FusedVAEStep:
         self.latent = model.latent_dim
         self.params = [p for p in model.parameters()]
         self.pseudo: nn.Parameter | None = getattr(model, "pseudo", None)
-        lik = model.likelihood
+        self.context = model.likelihood if isinstance(model.likelihood,
+                                                       PixelContextLikelihood) else None
+        lik = _base_likelihood(model.likelihood)
         self.bernoulli = isinstance(lik, Bernoulli)
         self.inv_var = 1.0 if self.bernoulli else 1.0 / lik.sigma**2
         self.log_norm = 0.0 if self.bernoulli else lik._log_norm
@@ -316,6 +326,7 @@ class FusedVAEStep:
         eps = torch.randn_like(mu)
         z = mu + std * eps
         logits, dhs, dpres = _mlp_forward(self.dec, self.dec_act, z)
+        windows = self._add_context(xb, logits, b)
         # objective
         if self.bernoulli:  # sum(softplus(l) - x l) from the sigmoid the gradient needs
             s, log_m = sigmoid_and_log_abs(logits)
@@ -328,12 +339,27 @@ class FusedVAEStep:
             g.mul_(self.inv_var)
         g.div_(b)
         c = model.config.beta * model.kl_scale
+        if windows is not None:
+            self._context_grad(windows, g)
         g = self._decoder_backward(g, dhs, dpres)
         kl_sum, g = self._kl_grads(e, b, std, eps, z, g, c / b)  # reparameterisation and KL
         self._encoder_backward(g, b, hs, pres)
         recon = recon_sum / b
         kl = kl_sum / b
         return torch.stack([recon + c * kl, recon, kl])
+
+    def _add_context(self, xb: Tensor, logits: Tensor, b: int) -> Tensor | None:
+        """Add the pixel context of the batch to the decoder's (k * b, D) output in place;
+        return the unfolded windows for the weights' gradient (None without a context)."""
+        if self.context is None:
+            return None
+        ctx, windows = self.context.context_and_windows(xb)
+        logits.view(-1, b, logits.shape[1]).add_(ctx.reshape(b, -1))
+        return windows
+
+    def _context_grad(self, windows: Tensor, g: Tensor) -> None:
+        """The context weights' .grad from the gradient ``g`` (b, D) at the decoder's output."""
+        self.context.weight.grad.copy_(self.context.weight_grad(windows, g))  # type: ignore[union-attr]
 
     def _encode(self, xb: Tensor) -> tuple[Tensor, int, Tensor, list[Tensor], list[Tensor]]:
         """The batch as rows, its size, and the encoder's output, inputs and pre-activations
@@ -380,6 +406,7 @@ class FusedVAEStep:
         eps = torch.randn((k, b, lat), dtype=mu.dtype, device=mu.device)
         z = (mu + std * eps).reshape(k * b, lat)
         logits, dhs, dpres = _mlp_forward(self.dec, self.dec_act, z)
+        windows = self._add_context(xb, logits, b)
         out = logits.view(k, b, -1)
         if self.bernoulli:  # -log p(x | z) = sum(softplus(l) - x l), per sample
             s, log_m = sigmoid_and_log_abs(logits)
@@ -399,6 +426,8 @@ class FusedVAEStep:
         lse = torch.logsumexp(log_w, 0)
         w = torch.exp(log_w - lse).div_(b).reshape(k * b, 1)  # each sample's share, over b
         gz = self._decoder_backward(g.view(k * b, -1).mul_(w), dhs, dpres)
+        if windows is not None:  # g now holds each sample's weighted gradient
+            self._context_grad(windows, g.view(k, b, -1).sum(0))
         if self.pseudo is None:  # d log N(z; 0, I) / dz = -z
             gz.addcmul_(w, z)
         else:
