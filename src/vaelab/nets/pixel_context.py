@@ -83,14 +83,19 @@ class PixelContextLikelihood(nn.Module, Likelihood):
         computed from (what ``weight_grad`` needs)."""
         c, h, w = self.shape
         r = self.radius
-        xb = x.reshape(x.shape[0], c, h, w).to(self.weight.dtype)
-        windows = F.unfold(F.pad(xb, (r, r, r, 0)), (r + 1, 2 * r + 1))
+        b = x.shape[0]
+        xp = F.pad(x.reshape(b, c, h, w).to(self.weight.dtype), (r, r, r, 0))
+        # F.unfold's layout (channel, window row, window column), from shifted views: on the
+        # CPU unfold took 3.5 ms for 128 28 x 28 images, the stacked views 0.2 ms
+        windows = torch.stack([xp[:, ch, i : i + h, j : j + w] for ch in range(c)
+                               for i in range(r + 1) for j in range(2 * r + 1)], dim=1)
+        windows = windows.reshape(b, -1, h * w)
         weight = self.masked_weight()
         if c == 1:
             out = (windows * weight[0]).sum(1, keepdim=True)
         else:
             out = torch.einsum("bpn,cpn->bcn", windows, weight)
-        return out.reshape(x.shape[0], c, h, w), windows
+        return out.reshape(b, c, h, w), windows
 
     def weight_grad(self, windows: Tensor, grad: Tensor) -> Tensor:
         """The gradient of ``weight`` from the gradient ``grad`` (B, C * H * W) at the context
