@@ -145,12 +145,11 @@ class PixelContextLikelihood(nn.Module, Likelihood):
         weight = weight.permute(4, 5, 0, 1, 2, 3).contiguous()  # (H, W, C_out, C_in, kh, kw)
         for i in range(h):
             for j in range(w):
-                window = canvas[:, :, i : i + r + 1, j : j + 2 * r + 1].reshape(b, -1)
                 pixel = params[:, :, i, j].clone()
-                for ch in range(c):
+                for ch in range(c):  # a channel's window holds the channels filled before it
+                    window = canvas[:, :, i : i + r + 1, j : j + 2 * r + 1].reshape(b, -1)
                     pixel[:, ch] += window @ weight[i, j, ch].reshape(-1)
                     canvas[:, ch, i + r, j + r] = draw(pixel, ch)
-                    window = canvas[:, :, i : i + r + 1, j : j + 2 * r + 1].reshape(b, -1)
         return canvas[:, :, r:, r : w + r].contiguous()
 
 
