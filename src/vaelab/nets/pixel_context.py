@@ -67,8 +67,6 @@ class PixelContextLikelihood(nn.Module, Likelihood):
         self.neighbours = c * (radius * (2 * radius + 1) + radius) + c - 1
         """Earlier values the last channel of a pixel reads."""
         self.weight = nn.Parameter(torch.zeros(c, mask.shape[1], h * w))
-        if isinstance(base, Gaussian):
-            self.sigma = base.sigma
 
     # -- the context ---------------------------------------------------------------------------
     def masked_weight(self) -> Tensor:
