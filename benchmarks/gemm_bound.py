@@ -53,7 +53,6 @@ def training_step_bound(
     """
     dev = torch.device(device)
     ops: list = []
-    flops = 0.0
     weights = [torch.randn(fout, fin, device=dev, dtype=dtype) for fin, fout in layers]
     acts = [torch.randn(batch, fin, device=dev, dtype=dtype) for fin, _ in layers]
     grads = [torch.randn(batch, fout, device=dev, dtype=dtype) for _, fout in layers]
@@ -64,14 +63,18 @@ def training_step_bound(
         ops.append(lambda g=g, a=a: g.t() @ a)
         if i > 0:
             ops.append(lambda g=g, w=w: g @ w)
-    for i, (fin, fout) in enumerate(layers):
-        flops += 2.0 * batch * fin * fout * (2 if i == 0 else 3)
 
     def step() -> None:
         for op in ops:
             op()
 
-    return GemmBound(flops, _time(step, repeats))
+    return GemmBound(step_flops(layers, batch), _time(step, repeats))
+
+
+def step_flops(layers: list[tuple[int, int]], batch: int) -> float:
+    """FLOPs of one training step's GEMMs (the first layer has no input gradient)."""
+    return sum(2.0 * batch * fin * fout * (2 if i == 0 else 3)
+               for i, (fin, fout) in enumerate(layers))
 
 
 def forward_bound(

@@ -7,7 +7,15 @@ images (``--val-fraction 0``), with everything it does after training: the test 
 IWAE estimate and its standard error, every figure, the report. Each is a fresh process timed
 from start to exit. Memory is the peak resident set of the process (``ru_maxrss``) and, with
 psutil, the peak of the summed resident sets of the process and its children (vaelab's worker
-process included), sampled every 20 ms. The last line printed is one JSON object of medians.
+process included), sampled every 20 ms.
+
+A shared machine's second core comes and goes (on the 2-core AMD EPYC the GEMMs' two-thread
+speed-up over one thread moved between 0.67x and 1.99x within minutes), and vaelab's training,
+almost all matrix products, slows more than the reference's when it does (epochs of 1.7 s and
+of 3.4 s in one set). Before each process and after the last, a 0.5-s probe times the model's
+step GEMMs on one and on two threads: ``two_core_scaling`` lists them, so a set can be read
+against the machine's state (a probe is a moment, not the 20 s of a run: it cannot sort runs).
+The last line printed is one JSON object of medians.
 
     python benchmarks/whole_run.py --epochs 5 --repeats 3
 """
@@ -64,6 +72,25 @@ def run_measured(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
             "output": out}
 
 
+def two_core_scaling() -> float:
+    """One-thread over two-thread time of the 784-400-20 step's GEMMs, measured now."""
+    import torch
+
+    sys.path.insert(0, str(HERE))
+    from gemm_bound import training_step_bound
+
+    layers = [(784, 400), (400, 40), (20, 400), (400, 784)]
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = training_step_bound(layers, 128, repeats=20).seconds_per_step
+        torch.set_num_threads(2)
+        two = training_step_bound(layers, 128, repeats=20).seconds_per_step
+    finally:
+        torch.set_num_threads(before)
+    return one / two
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=5)
@@ -81,9 +108,12 @@ def main() -> None:
                    "--hidden", "400", "--latent-dim", "20", "--epochs", str(args.epochs),
                    "--batch-size", "128", "--lr", "1e-3", "--val-fraction", "0", "--seed", "1",
                    "--out", str(out), "--force", "--quiet"]
+        probes: list[float] = []
         for i in range(args.repeats):
             for name, cmd in (("reference", ref_cmd), ("vaelab", vae_cmd)):
+                probes.append(two_core_scaling())
                 r = run_measured(cmd, env)
+                r["scaling_before"] = probes[-1]
                 if name == "vaelab":
                     r["seconds"] = json.loads((out / "run.json").read_text())["seconds"]
                     test = json.loads((out / "metrics.json").read_text())["test"]
@@ -101,7 +131,10 @@ def main() -> None:
                              f"ratio {r['wall_s'] / rows['reference'][-1]['wall_s']:.3f}")
                 print(f"{name:9s} run {i + 1}: {r['wall_s']:.2f} s wall, peak RSS "
                       f"{r['rss_mb']:.0f} MB (with children {r['tree_rss_mb']:.0f} MB), test "
-                      f"neg ELBO {r['neg_elbo']:.2f}{extra}", flush=True)
+                      f"neg ELBO {r['neg_elbo']:.2f}{extra}; two-core scaling before "
+                      f"{probes[-1]:.2f}", flush=True)
+        probes.append(two_core_scaling())
+        print(f"two-core scaling after the last run {probes[-1]:.2f}", flush=True)
 
     def med(name: str, key: str) -> float:
         return statistics.median(r[key] for r in rows[name])
@@ -114,6 +147,7 @@ def main() -> None:
         "wall_ratio_of_pairs": round(statistics.median(
             v["wall_s"] / r["wall_s"] for r, v in zip(rows["reference"], rows["vaelab"],
                                                      strict=True)), 3),
+        "two_core_scaling": [round(v, 2) for v in probes],
         "reference_rss_mb": round(med("reference", "rss_mb")),
         "vaelab_rss_mb": round(med("vaelab", "rss_mb")),
         "rss_ratio": round(med("vaelab", "rss_mb") / med("reference", "rss_mb"), 3),

@@ -67,3 +67,19 @@ def test_a_callback_can_stop_training_after_an_epoch(quick):
     assert training["epochs_run"] == 2 and training["stopped_early"] is True
     assert training["stop_reason"] == "pruned by the test"
     assert (out / "checkpoints").exists() and (out / "report.html").exists()
+
+
+def test_without_a_validation_split_the_training_loss_picks_the_epoch(quick):
+    """--val-fraction 0: no validation pass (no val_* columns), the best epoch is the one with
+    the lowest training loss, and the first line says so instead of counting the training rows
+    as validation rows."""
+    import vaelab
+
+    lines: list[str] = []
+    run = vaelab.train(None, log=lines.append, report=False,
+                       **{**quick, "val_fraction": 0.0, "epochs": 4})
+    assert "no validation split: the training loss picks the best epoch" in lines[0]
+    assert ", val " not in lines[0]
+    assert all(not k.startswith("val_") for row in run.history for k in row)
+    losses = [row["train_loss"] for row in run.history]
+    assert run.metrics["training"]["best_epoch"] == losses.index(min(losses)) + 1

@@ -232,8 +232,11 @@ def train(
     shape = spec.input_shape
     kind = {1: "grey", 3: "RGB"}.get(shape[0], f"{shape[0]}-channel") if len(shape) == 3 else ""
     images = f"{'x'.join(map(str, shape))} {kind} images; " if kind else ""
+    # without a validation split the training loss picks the best epoch
+    val = f"val {len(data.val)}" if data.val is not data.train else \
+        "no validation split: the training loss picks the best epoch"
     say(f"{'resuming' if checkpoint else 'training'} {cfg.model.model} on "
-        f"{data.info['source']} (train {len(data.train)}, val {len(data.val)}, test "
+        f"{data.info['source']} (train {len(data.train)}, {val}, test "
         f"{len(data.test)}; {images}{spec.likelihood} likelihood) on {device} -> {out}")
 
     from vaelab.train.callbacks import default_callbacks
