@@ -8,6 +8,7 @@ import contextlib
 import csv
 import json
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +96,70 @@ def test_resume_from_every_epoch_checkpoint(tmp_path):
         assert _no_time(out.history) == _no_time(ref.history)
 
 
+def _saves(monkeypatch) -> list[int]:
+    """The epochs the trainer writes checkpoints for, in order (the saves still happen)."""
+    from vaelab.train import checkpoint as ck
+
+    seen: list[int] = []
+    real = ck.save_checkpoint
+
+    def spy(folder, trainer, epoch, partial=None):
+        seen.append(epoch if partial is None else -epoch)
+        return real(folder, trainer, epoch, partial)
+
+    monkeypatch.setattr(ck, "save_checkpoint", spy)
+    return seen
+
+
+def test_checkpoints_are_spaced_by_time_and_the_last_epoch_is_always_written(tmp_path,
+                                                                             monkeypatch):
+    """checkpoint_every: 0 writes after every epoch; seconds write after the first epoch that
+    ends that long after the last checkpoint, and always after the last epoch (a checkpoint
+    of a small model's 0.3-s epoch cost a sixth of its training time)."""
+    seen = _saves(monkeypatch)
+    _trainer(tmp_path / "every", checkpoint_every=0).fit(X, None)
+    assert seen == [1, 2, 3, 4]
+    seen.clear()
+    _trainer(tmp_path / "end", checkpoint_every=1e9).fit(X, None)
+    assert seen == [4] and latest_checkpoint(tmp_path / "end").name == "epoch-0004"
+    seen.clear()
+
+    def slow_after(*epochs: int):
+        return lambda trainer, epoch, row: time.sleep(0.6) if epoch + 1 in epochs else None
+
+    t = _trainer(tmp_path / "timed", checkpoint_every=0.5)
+    t.callbacks.append(slow_after(1, 3))  # 0.6 s after epochs 1 and 3; the others take ms
+    t.fit(X, None)
+    assert seen == [1, 3, 4]
+
+
+def test_early_stop_and_budget_stop_write_their_last_epoch(tmp_path, monkeypatch):
+    seen = _saves(monkeypatch)
+    t = _trainer(tmp_path / "patience", checkpoint_every=1e9, epochs=40, patience=1,
+                 lr=0.3)
+    state = t.fit(X, None, X[:50], None)
+    assert state.stopped_early and seen == [len(state.history)]
+    resumed = _trainer(tmp_path / "patience", checkpoint_every=1e9, epochs=40, patience=1,
+                       lr=0.3).fit(X, None, X[:50], None,
+                                   resume_from=latest_checkpoint(tmp_path / "patience"))
+    assert len(resumed.history) == len(state.history)  # it had stopped: nothing more to do
+
+
+def test_ctrl_c_between_epochs_writes_the_epochs_no_checkpoint_holds(tmp_path, monkeypatch):
+    """A first Ctrl-C at the first step of epoch 3, with no checkpoint written yet (they are
+    spaced by time): the two complete epochs are written, and resuming from them equals an
+    uninterrupted run."""
+    ref = _trainer().fit(X, None, X[:50], None)
+    seen = _saves(monkeypatch)
+    t = _trainer(tmp_path, StopAfter(26), checkpoint_every=1e9)  # 13 steps an epoch
+    with pytest.raises(Interrupted, match="in epoch 3 at step 0"):
+        t.fit(X, None, X[:50], None)
+    assert seen == [2] and latest_checkpoint(tmp_path).name == "epoch-0002"
+    resumed = _trainer(tmp_path).fit(X, None, X[:50], None,
+                                     resume_from=latest_checkpoint(tmp_path))
+    assert _no_time(resumed.history) == _no_time(ref.history)
+
+
 class NanGradAt:
     """A gradient hook that turns one step's gradient into NaN (the loss stays finite)."""
 
@@ -112,7 +177,7 @@ class NanGradAt:
 ])
 def test_non_finite_gradient_stops_with_epoch_and_step_and_keeps_best(tmp_path, bad, epoch,
                                                                        step):
-    t = _trainer(tmp_path, fused_step=False)
+    t = _trainer(tmp_path, fused_step=False, checkpoint_every=0)  # one after every epoch
     next(t.model.parameters()).register_hook(NanGradAt(bad))
     with pytest.raises(TrainingError, match=rf"epoch {epoch}, step {step} of 13; lower --lr, "
                                             r"add --grad-clip .* likelihood"):

@@ -21,7 +21,7 @@ from vaelab.modelio import load_tensors
 pytestmark = pytest.mark.slow
 
 ARGS = ["--dataset", "digits", "--epochs", "8", "--batch-size", "16", "--hidden", "64",
-        "--dropout", "0.1", "--eval-k", "5", "--seed", "3", "-q"]
+        "--dropout", "0.1", "--eval-k", "5", "--seed", "3", "--checkpoint-every", "0", "-q"]
 
 
 def _train(*args: str) -> subprocess.CompletedProcess:

@@ -38,9 +38,10 @@ def _interrupt_after(epoch: int):
 def tracked(tmp_path_factory) -> Path:
     """A run logged to TensorBoard and MLflow, interrupted after epoch 2 and resumed."""
     out = tmp_path_factory.mktemp("tracking") / "runs" / "run"
-    with pytest.raises(Interrupted):
+    with pytest.raises(Interrupted):  # raised by a callback: epoch 1's checkpoint is kept
         vaelab.train(None, log=None, report=False, callbacks=[_interrupt_after(2)],
-                     **_overrides(out, log_to=["tensorboard", "mlflow"], sample_every_epoch=True))
+                     **_overrides(out, log_to=["tensorboard", "mlflow"], sample_every_epoch=True,
+                                  checkpoint_every=0))
     assert vaelab.Run.load(out).status == "interrupted"
     vaelab.train(resume=out, log=None, report=False)
     return out

@@ -266,6 +266,8 @@ def validate(cfg: Config) -> None:
         ("free_bits", cfg.model.free_bits >= 0, "zero or more"),
         ("kl_warmup_epochs", cfg.model.kl_warmup_epochs >= 0, "zero or more"),
         ("hidden", all(h >= 1 for h in cfg.model.hidden), "a list of positive sizes"),
+        ("checkpoint_every", cfg.train.checkpoint_every >= 0,
+         "zero (a checkpoint after every epoch) or a number of seconds"),
     ]
     for name, ok, what in checks:
         if not ok:

@@ -1,4 +1,6 @@
-"""Per-epoch checkpoints for ``--resume``: weights, optimiser, scheduler, history, RNG states.
+"""Checkpoints for ``--resume``: weights, optimiser, scheduler, history, RNG states. The trainer
+writes one after an epoch when ``TrainConfig.checkpoint_every`` seconds have passed since the
+last, at the end of each phase and after the last epoch (``Trainer._checkpoint``).
 
 Layout: ``checkpoints/epoch-NNNN/`` holds ``state.safetensors`` (model weights, the best
 weights so far, optimiser tensors, RNG states as uint8 tensors) and ``state.json`` (epoch,

@@ -30,6 +30,11 @@ class TrainConfig:
     time_budget: str | None = None
     """Train until this much time is spent (90s, 5m, 1h30m, or seconds), stopping at an epoch
     boundary that does not overrun it; the cosine schedule then spans the budget."""
+    checkpoint_every: float = 30.0
+    """Seconds of training between resumable checkpoints (checkpoints/): one is written after
+    the first epoch that ends this long after the last one, at the end of each training phase
+    and after the last epoch; 0 writes one after every epoch. A killed run resumes from the
+    latest; a first Ctrl-C writes one where it stops."""
     patience: int | None = None
     """Stop when validation loss has not improved for this many epochs."""
     min_delta: float = 0.0

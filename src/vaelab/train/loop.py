@@ -372,6 +372,8 @@ class Trainer:
         if bar is not None and self.partial is not None:
             bar.update(self.partial["step"])
         epoch = start_epoch
+        self._saved = (start_epoch if resume_from is not None and self.partial is None else -1,
+                       time.perf_counter())
         try:
             while True:
                 end = self.phase_start + self.phase_epochs(self.phase_index)
@@ -383,11 +385,9 @@ class Trainer:
                         self._run_epoch(epoch, x, y, vx, vy, n, bs, steps, bar)
                     except StopTraining as exc:  # raised by a callback once the epoch is done
                         requested = exc
-                    if self.checkpoint_dir is not None and self.dist.is_main:
-                        from vaelab.train.checkpoint import save_checkpoint
-
-                        save_checkpoint(self.checkpoint_dir, self, epoch + 1)
                     epoch += 1
+                    if time.perf_counter() - self._saved[1] >= cfg.checkpoint_every:
+                        self._checkpoint(epoch)
                     if requested is not None:
                         break
                     if self._should_stop(epoch - 1):
@@ -406,6 +406,7 @@ class Trainer:
                     self.state.stop_reason = self.budget.stop_reason()  # type: ignore[union-attr]
                     self.log(f"phase '{self.phases[self.phase_index].name}' stops after epoch "
                              f"{epoch}: {self.state.stop_reason}")
+                self._checkpoint(epoch)  # the phase's (or the run's) end, if not written yet
                 if requested is not None:
                     self.state.stopped_early = True
                     self.state.stop_reason = str(requested) or "stopped by a callback"
@@ -534,10 +535,28 @@ class Trainer:
             "weights so far are kept."
         )
 
+    def _checkpoint(self, epochs_done: int) -> None:
+        """Write the resumable checkpoint after ``epochs_done`` complete epochs, unless it is
+        the one written last (``checkpoint_every`` spaces them out; see ``TrainConfig``)."""
+        if self.checkpoint_dir is None or not self.dist.is_main \
+                or self._saved[0] == epochs_done or epochs_done == 0:
+            return
+        from vaelab.train.checkpoint import save_checkpoint
+
+        save_checkpoint(self.checkpoint_dir, self, epochs_done)
+        self._saved = (epochs_done, time.perf_counter())
+
     def _stop_mid_epoch(self, epoch: int, step: int, first: int, buf: Tensor,
                         gen_start: Tensor, elapsed: float) -> None:
         """First Ctrl-C: the current step has finished; checkpoint the state reached within
-        the epoch (when it moved past the last checkpoint) and raise :class:`Interrupted`."""
+        the epoch (when it moved past the last checkpoint; at an epoch's first step, the
+        epochs done when no checkpoint holds them yet) and raise :class:`Interrupted`."""
+        if step == first == 0 and self._saved[0] != epoch and epoch > 0 \
+                and self.checkpoint_dir is not None and self.dist.is_main \
+                and self._params_finite():
+            self.generator.set_state(gen_start)  # as before this epoch drew its row order
+            self._checkpoint(epoch)
+            raise Interrupted(epoch + 1, 0)
         if step > first and self.checkpoint_dir is not None and self.dist.is_main \
                 and not self.dist.active and bool(torch.isfinite(buf[:step]).all()) \
                 and self._params_finite():
