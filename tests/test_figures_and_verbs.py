@@ -340,3 +340,30 @@ def test_latent_histograms_label_each_columns_last_panel_and_fit_the_figure():
             assert a.x1 <= b.x0 or b.x1 <= a.x0 or a.y1 <= b.y0 or b.y1 <= a.y0
     w, h = fig.bbox.width, fig.bbox.height
     assert all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= w and b.y1 <= h for b in boxes)
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (33, 41), (41, 33)])
+def test_manifold_grid_has_no_blank_band_for_any_image_shape(tmp_path, shape):
+    """The 2-D latent grid of wide, square or tall images fills its figure: no run of white
+    pixel rows or columns between the grid, its labels and the note (a square figure for
+    33x41 photos left a 100-px band under the axis label)."""
+    from PIL import Image
+
+    from vaelab.figures import Drawing
+    from vaelab.plots.common import save_figure
+
+    h, w = shape
+    rng = np.random.default_rng(0)
+    images = rng.uniform(0.2, 0.8, (30 * 30, 3, h, w)).astype(np.float32)  # no white cells
+    _, values = grid_codes(30, 3.0)
+    fig = Drawing("vaelab.plots.analysis:manifold_grid", (images, values, (0.0, 1.0)),
+                  note="active units 2 of 2").figure()
+    save_figure(fig, tmp_path / "m.png")
+    px = np.asarray(Image.open(tmp_path / "m.png").convert("L"))
+    for axis in (1, 0):  # white rows, then white columns
+        white = (px >= 250).all(axis=axis)
+        runs, run = [], 0
+        for is_white in white:
+            run = run + 1 if is_white else 0
+            runs.append(run)
+        assert max(runs) < 45, (shape, axis, max(runs))

@@ -22,7 +22,9 @@ def manifold_grid(images: np.ndarray, values: np.ndarray,
     n = len(values)
     h, w = images.shape[-2:]
     canvas = _grid_image(images, n, *value_range)
-    fig = new_figure(8.5, 8.8)
+    aspect = h / w  # the figure follows the grid's shape: no blank band beside or under it
+    fig = new_figure(8.5, 7.0 * aspect + 1.8) if aspect <= 1 else \
+        new_figure(7.0 / aspect + 1.5, 8.8)
     ax = fig.subplots()
     ax.imshow(to_rgba(canvas), extent=(0, n * w, 0, n * h), interpolation="nearest")
     lo, hi = float(values[0]), float(values[-1])
