@@ -342,28 +342,53 @@ def test_latent_histograms_label_each_columns_last_panel_and_fit_the_figure():
     assert all(b.x0 >= 0 and b.y0 >= 0 and b.x1 <= w and b.y1 <= h for b in boxes)
 
 
-@pytest.mark.parametrize("shape", [(8, 8), (33, 41), (41, 33)])
-def test_manifold_grid_has_no_blank_band_for_any_image_shape(tmp_path, shape):
-    """The 2-D latent grid of wide, square or tall images fills its figure: no run of white
-    pixel rows or columns between the grid, its labels and the note (a square figure for
-    33x41 photos left a 100-px band under the axis label)."""
+def _longest_white_band(path: Path) -> int:
+    """The longest run of all-white pixel rows or columns inside a saved figure."""
     from PIL import Image
 
+    px = np.asarray(Image.open(path).convert("L"))
+    best = 0
+    for axis in (1, 0):  # white rows, then white columns
+        run = 0
+        for is_white in (px >= 250).all(axis=axis):
+            run = run + 1 if is_white else 0
+            best = max(best, run)
+    return best
+
+
+def _image_drawings(h: int, w: int) -> dict[str, tuple]:
+    """Each image-strip plotting function with (N, 3, h, w) images of no white pixel."""
+    rng = np.random.default_rng(0)
+
+    def imgs(n: int) -> np.ndarray:
+        return rng.uniform(0.2, 0.8, (n, 3, h, w)).astype(np.float32)
+
+    _, grid = grid_codes(30, 3.0)
+    values = np.linspace(-3, 3, 11)
+    a = "vaelab.plots.analysis:"
+    return {
+        "manifold": (a + "manifold_grid", (imgs(900), grid, (0.0, 1.0))),
+        "samples": ("vaelab.plots.images:samples", (imgs(40), 10, (0.0, 1.0))),
+        "reconstructions": ("vaelab.plots.images:reconstructions",
+                            (imgs(10), imgs(10), (0.0, 1.0))),
+        "interpolation": (a + "interpolation", (imgs(10), imgs(10), (0.0, 1.0),
+                                                (imgs(1)[0], imgs(1)[0]))),
+        "traversals": (a + "traversals", (imgs(5 * 11), [0, 1, 2, 3, 4], values, (0.0, 1.0))),
+        "attributes": (a + "attribute_vectors", (imgs(8), imgs(8), "smile", (0.0, 1.0))),
+        "denoising": (a + "denoising_triplets", (imgs(10), imgs(10), imgs(10), (0.0, 1.0))),
+    }
+
+
+@pytest.mark.parametrize("shape", [(8, 8), (33, 41), (41, 33)])
+def test_image_figures_have_no_blank_band_for_any_image_shape(tmp_path, shape):
+    """Every figure made of image strips fills its height for wide, square and tall images:
+    no run of white pixel rows or columns between the images, their labels and the note (a
+    square-tile layout left 100-px bands under 33x41 photos in the latent grid, 44 px under
+    the samples)."""
     from vaelab.figures import Drawing
     from vaelab.plots.common import save_figure
 
-    h, w = shape
-    rng = np.random.default_rng(0)
-    images = rng.uniform(0.2, 0.8, (30 * 30, 3, h, w)).astype(np.float32)  # no white cells
-    _, values = grid_codes(30, 3.0)
-    fig = Drawing("vaelab.plots.analysis:manifold_grid", (images, values, (0.0, 1.0)),
-                  note="active units 2 of 2").figure()
-    save_figure(fig, tmp_path / "m.png")
-    px = np.asarray(Image.open(tmp_path / "m.png").convert("L"))
-    for axis in (1, 0):  # white rows, then white columns
-        white = (px >= 250).all(axis=axis)
-        runs, run = [], 0
-        for is_white in white:
-            run = run + 1 if is_white else 0
-            runs.append(run)
-        assert max(runs) < 45, (shape, axis, max(runs))
+    for name, (function, args) in _image_drawings(*shape).items():
+        fig = Drawing(function, args, note="a note under the figure").figure()
+        save_figure(fig, tmp_path / f"{name}.png")
+        assert _longest_white_band(tmp_path / f"{name}.png") < 30, (name, shape)

@@ -56,7 +56,7 @@ def traversals(images: np.ndarray, dims: list[int], values: np.ndarray,
     strips = [canvas[r * h : (r + 1) * h] for r in range(rows)]
     blank = np.ones((gap, *canvas.shape[1:]), dtype=canvas.dtype)
     stacked = np.concatenate([part for strip in strips for part in (strip, blank)][:-1])
-    fig = new_figure(max(6.0, 0.75 * steps + 1.4), 0.75 * rows + 1.0)
+    fig = new_figure(max(6.0, 0.75 * steps + 1.4), 0.75 * rows * h / w + 1.0)
     ax = fig.subplots()
     show_image(ax, stacked)
     labels = row_labels or [
@@ -141,7 +141,9 @@ def interpolation(linear: np.ndarray, spherical: np.ndarray,
     """
     steps = len(linear)
     cols = steps + (2 if ends is not None else 0)
-    fig = new_figure(max(6.0, 0.8 * cols + 1.0), 2.8)
+    width = max(6.0, 0.8 * cols + 1.0)
+    aspect = linear.shape[-2] / linear.shape[-1]  # the strips as tall as their images
+    fig = new_figure(width, 2 * (width - 1.0) / cols * aspect + 1.2)
     axes = fig.subplots(2, 1)
     for ax, imgs, name in ((axes[0], linear, "linear"), (axes[1], spherical, "spherical")):
         if ends is not None:
@@ -167,7 +169,8 @@ def attribute_vectors(before: np.ndarray, after: np.ndarray, title: str,
                       value_range: tuple[float, float]) -> Figure:
     """Codes of one label (top) and the same codes plus an attribute vector (bottom)."""
     n = len(before)
-    fig = new_figure(max(6.0, 0.8 * n), 2.6)
+    width = max(6.0, 0.8 * n)
+    fig = new_figure(width, 2 * width / n * before.shape[-2] / before.shape[-1] + 0.75)
     axes = fig.subplots(2, 1)
     show_image(axes[0], _grid_image(before, n, *value_range))
     axes[0].set_ylabel("code", rotation=0, ha="right", va="center", fontsize=9)
@@ -181,7 +184,8 @@ def denoising_triplets(noisy: np.ndarray, denoised: np.ndarray, clean: np.ndarra
                        value_range: tuple[float, float]) -> Figure:
     """Rows: noisy input, the model's output, the clean original."""
     n = len(clean)
-    fig = new_figure(max(6.0, 0.8 * n), 3.2)
+    width = max(6.0, 0.8 * n)
+    fig = new_figure(width, 3 * width / n * clean.shape[-2] / clean.shape[-1] + 0.8)
     axes = fig.subplots(3, 1)
     for ax, imgs, name in zip(axes, (noisy, denoised, clean), ("noisy", "denoised", "clean"),
                               strict=True):

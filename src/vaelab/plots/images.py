@@ -15,7 +15,9 @@ def image_grid(images: np.ndarray, ncols: int = 10, title: str | None = None,
     canvas = tile(unit_range(images, lo, hi), ncols)
     rows = max(1, int(np.ceil(len(images) / ncols)))
     scale = 0.9 if images.shape[-1] <= 16 else 0.7
-    fig = new_figure(max(3.0, ncols * scale), max(1.6, rows * scale + (0.4 if title else 0)))
+    aspect = images.shape[-2] / images.shape[-1]  # tiles as tall as the images are
+    fig = new_figure(max(3.0, ncols * scale),
+                     max(1.6, rows * scale * aspect + (0.4 if title else 0)))
     ax = fig.subplots()
     show_image(ax, canvas)
     if title:
