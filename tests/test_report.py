@@ -96,6 +96,21 @@ def test_report_sections_metrics_history_and_config(run):
     assert "<tr><td>latent_dim</td><td>2</td></tr>" in text  # a default is not marked
     assert f"{sum(p.numel() for p in run.model.parameters()):,}" in text
     assert "<dt>status</dt><dd>finished</dd>" in text  # written after the run is complete
+    assert "likelihood, 2 epochs, seed" in text
+
+
+def test_report_header_says_how_many_epochs_ran_and_why():
+    """The header names the epochs trained, not only the configured count: a time budget buys
+    its own number, early stopping ends before it."""
+    from vaelab.report.html import _epochs_text
+
+    cfg = {"train": {"epochs": 50}}
+    assert _epochs_text(cfg, {}) == "50 epochs"  # no metrics yet
+    assert _epochs_text(cfg, {"training": {"epochs_run": 50}}) == "50 epochs"
+    assert _epochs_text(cfg, {"training": {"epochs_run": 48, "time_budget_s": 20.0}}) == \
+        "48 epochs (time budget 20s)"
+    assert _epochs_text(cfg, {"training": {"epochs_run": 12, "stopped_early": True}}) == \
+        "12 of 50 epochs (stopped early)"
 
 
 def test_report_of_an_unfinished_run_still_renders(run, tmp_path):

@@ -305,6 +305,24 @@ def config_tables(config: dict[str, Any]) -> str:
             f"<details><summary>config.json as written</summary><pre>{raw}</pre></details>")
 
 
+def _epochs_text(config: dict, metrics: dict) -> str:
+    """The epochs trained as the run ended: '48 epochs (time budget 20s)', '12 of 50 epochs
+    (stopped early)', '50 epochs'; the configured count while no metrics exist."""
+    planned = config.get("train", {}).get("epochs")
+    training = metrics.get("training", {})
+    run = training.get("epochs_run")
+    if run is None:
+        return f"{planned} epochs"
+    if training.get("time_budget_s"):
+        from vaelab.train.budget import format_duration
+
+        return f"{run} epochs (time budget {format_duration(training['time_budget_s'])})"
+    if training.get("stopped_early") or run != planned:
+        return f"{run} of {planned} epochs" + (" (stopped early)"
+                                               if training.get("stopped_early") else "")
+    return f"{run} epochs"
+
+
 def render_report(run_dir: str | Path) -> str:
     """Return the report of the run in ``run_dir`` as one HTML string."""
     run_dir = Path(run_dir)
@@ -316,7 +334,7 @@ def render_report(run_dir: str | Path) -> str:
     title = f"vaelab run: {model.get('model', '?')} on {source}"
     subtitle = (f"{run_dir.resolve().name} · latent dim {model.get('latent_dim')}, "
                 f"{config.get('resolved', {}).get('likelihood', '?')} likelihood, "
-                f"{config.get('train', {}).get('epochs')} epochs, seed "
+                f"{_epochs_text(config, metrics)}, seed "
                 f"{config.get('train', {}).get('seed')} · {run_dir}")
     test = metrics.get("test", {})
     figures = run_dir / "figures"
