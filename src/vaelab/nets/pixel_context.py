@@ -132,23 +132,43 @@ class PixelContextLikelihood(nn.Module, Likelihood):
 
     @torch.no_grad()
     def _fill(self, params: Tensor, draw) -> Tensor:
-        """Fill an image pixel by pixel in raster order (channels in order within a pixel): each
-        value is ``draw(pixel's params with the context added, channel)``."""
+        """Fill an image in raster order (channels in order within a pixel): each value is
+        ``draw(pixel's params with the context added, channel)`` on a (N, C * ppf) batch.
+
+        Pixel (i, j) reads pixels of rows i - r .. i only, and of row i only those left of it,
+        so every pixel on the wavefront j + (r + 1) i = t depends on earlier wavefronts alone:
+        the pixels of one wavefront are filled together, W + (r + 1)(H - 1) steps instead of
+        H x W (109 instead of 784 for 28 x 28 at radius 2)."""
         c, h, w = self.shape
         r = self.radius
         b = params.shape[0]
-        params = params.reshape(b, c * self.params_per_feature, h, w)
-        canvas = params.new_zeros(b, c, h + r, w + 2 * r)
-        weight = self.masked_weight().to(params.dtype).reshape(c, c, r + 1, 2 * r + 1, h, w)
-        weight = weight.permute(4, 5, 0, 1, 2, 3).contiguous()  # (H, W, C_out, C_in, kh, kw)
-        for i in range(h):
-            for j in range(w):
-                pixel = params[:, :, i, j].clone()
-                for ch in range(c):  # a channel's window holds the channels filled before it
-                    window = canvas[:, :, i : i + r + 1, j : j + 2 * r + 1].reshape(b, -1)
-                    pixel[:, ch] += window @ weight[i, j, ch].reshape(-1)
-                    canvas[:, ch, i + r, j + r] = draw(pixel, ch)
-        return canvas[:, :, r:, r : w + r].contiguous()
+        ppf = self.params_per_feature
+        # batch last: a pixel's values for all images are one contiguous row to gather
+        pix = params.reshape(b, c * ppf, h * w).permute(2, 1, 0)  # (H*W, C*ppf, B)
+        ch_, cw_ = h + r, w + 2 * r  # the canvas: r blank rows above, r blank columns aside
+        canvas = params.new_zeros(c * ch_ * cw_, b)
+        weight = self.masked_weight().to(params.dtype).reshape(c, c, r + 1, 2 * r + 1, h * w)
+        weight = weight.permute(4, 0, 1, 2, 3).reshape(h * w, c, 1, -1)  # (H*W, C_out, 1, win)
+        dev = params.device
+        rows = torch.arange(h, device=dev).repeat_interleave(w)
+        cols = torch.arange(w, device=dev).repeat(h)
+        offsets = (torch.arange(c, device=dev)[:, None, None] * ch_ * cw_
+                   + torch.arange(r + 1, device=dev)[None, :, None] * cw_
+                   + torch.arange(2 * r + 1, device=dev)[None, None, :]).reshape(-1)
+        windows = (rows * cw_ + cols)[:, None] + offsets  # (H*W, win) canvas positions
+        here = (r + rows) * cw_ + r + cols  # each pixel's own position in a channel's plane
+        front = cols + (r + 1) * rows
+        for t in range(int(front.max()) + 1):
+            at = (front == t).nonzero().squeeze(1)
+            n = len(at)
+            gather = windows[at].reshape(-1)
+            p = pix[at].clone()  # (n, C*ppf, B)
+            for ch in range(c):  # earlier channels of these pixels are in the canvas by now
+                near = canvas.index_select(0, gather).view(n, -1, b)  # (n, win, B)
+                p[:, ch, :] += torch.bmm(weight[at, ch], near)[:, 0, :]
+                value = draw(p.transpose(1, 2).reshape(n * b, c * ppf), ch)
+                canvas[ch * ch_ * cw_ + here[at]] = value.view(n, b)
+        return canvas.T.reshape(b, c, ch_, cw_)[:, :, r:, r : w + r].contiguous()
 
 
 def with_pixel_context(lik: Likelihood, input_shape: tuple[int, ...], radius: int,
