@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
@@ -156,3 +157,56 @@ def test_page_click_and_slider_change_the_decoded_image(server):
         assert page.locator("#samples canvas").count() == 12
         browser.close()
     assert hosts == {server.split("/")[2]}
+
+
+@pytest.fixture(scope="module")
+def wide_server(tmp_path_factory):
+    """The explorer of a run on 12 x 20 colour images (wider than tall)."""
+    import uvicorn
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("wide")
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (root / "photos" / cls).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 256, (12, 20, 3), dtype=np.uint8)).save(
+                root / "photos" / cls / f"{i}.png")
+    run = vaelab.train(data=str(root / "photos"), latent_dim=2, epochs=1, hidden=[16],
+                       progress=False, log=None, eval_k=2, report=False, out=str(root / "run"))
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(run.path), host="127.0.0.1", port=port,
+                                        log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.browser
+def test_images_keep_their_shape_in_the_explorer(wide_server):
+    """A 12 x 20 image is drawn 20:12 wide in the decoded and hovered panels and in the sample
+    strip (they were squares, stretching every non-square image)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1300, "height": 1000})
+        page.goto(wide_server + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20000)
+        box = page.locator("#scatter").bounding_box()
+        page.mouse.click(box["x"] + 60, box["y"] + 60)
+        page.wait_for_function("document.getElementById('decoded').height !== 196",
+                               timeout=10000)
+        size = page.evaluate("() => ['decoded'].map(id => [document.getElementById(id).width,"
+                             " document.getElementById(id).height])")
+        assert size == [[196, round(196 * 12 / 20)]]
+        shown = [page.locator("#samples canvas").nth(i).bounding_box() for i in range(3)]
+        for b in shown:
+            assert b["width"] / b["height"] == pytest.approx(20 / 12, rel=0.06)
+        browser.close()

@@ -68,6 +68,16 @@ function tableStrip(box, outputs) {
   box.append(t);
 }
 
+// an image canvas keeps its longer side and takes the image's shape (33 x 41 photos are not
+// squares); the first size it had is the longer side it keeps
+function fitAspect(canvas, h, w) {
+  if (!canvas.dataset.side) canvas.dataset.side = Math.max(canvas.width, canvas.height);
+  const side = Number(canvas.dataset.side);
+  const cw = w >= h ? side : Math.max(1, Math.round(side * w / h));
+  const ch = h >= w ? side : Math.max(1, Math.round(side * h / w));
+  if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
+}
+
 function drawOutput(canvas, out, info) {
   if (out.columns) { drawColumns(canvas, out); return; }
   const ctx = canvas.getContext("2d");
@@ -84,6 +94,7 @@ function drawOutput(canvas, out, info) {
       img.data[4 * i + 3] = 255;
     }
     tmp.getContext("2d").putImageData(img, 0, 0);
+    fitAspect(canvas, h, w);
     ctx.imageSmoothingEnabled = false;
     ctx.clearRect(0, 0, canvas.width, canvas.height);
     ctx.drawImage(tmp, 0, 0, canvas.width, canvas.height);
