@@ -46,3 +46,24 @@ def test_existing_run_dir_is_refused(tmp_path, quick):
 def test_run_load_on_missing_folder(tmp_path):
     with pytest.raises(RunDirError, match="not a run directory"):
         vaelab.Run.load(tmp_path / "nope")
+
+
+def test_a_run_on_a_relative_data_path_loads_from_any_folder(tmp_path, monkeypatch):
+    """--data given relative to the folder training ran in: config.json keeps the absolute
+    path, so `vaelab plot RUN` from another folder finds the table (it said 'does not exist')."""
+    import numpy as np
+
+    work, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
+    work.mkdir()
+    elsewhere.mkdir()
+    rng = np.random.default_rng(0)
+    rows = "\n".join(f"{a:.3f},{b:.3f}" for a, b in rng.normal(size=(80, 2)))
+    (work / "t.csv").write_text("a,b\n" + rows + "\n")
+    monkeypatch.chdir(work)
+    vaelab.train(data="t.csv", epochs=1, hidden=[8], latent_dim=2, eval_k=2, progress=False,
+                 log=None, report=False, out="runs/r")
+    saved = json.loads((work / "runs" / "r" / "config.json").read_text())["data"]["data"]
+    assert saved == str((work / "t.csv").resolve())
+    monkeypatch.chdir(elsewhere)
+    run = vaelab.Run.load(work / "runs" / "r")
+    assert len(run.data.test) > 0

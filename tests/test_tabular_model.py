@@ -228,3 +228,33 @@ def test_imputation_beats_mean_and_mode_on_iris(tmp_path, monkeypatch):
         assert text[i + 1] == lines[i + 1]
     _, multi, _ = impute(run, path, samples=3, k=20)
     assert len(multi) == 3 and not np.array_equal(multi[0], multi[1])
+
+
+def test_column_fit_figure_of_a_wide_table_shows_the_least_explained_columns():
+    """300 columns: the figure shows the 40 with the smallest gain over their marginal, least
+    explained first, and says how many it left out (it was 10,666 px tall)."""
+    from vaelab.plots.tabular import MAX_COST_ROWS, column_costs
+
+    rng = np.random.default_rng(0)
+    gains = rng.permutation(300) / 10.0
+    cols = [{"name": f"gene_{i:03d}", "kind": "numeric", "nll_per_cell": 2.0 - g,
+             "nll_marginal_per_cell": 2.0} for i, g in enumerate(gains)]
+    fig = column_costs(cols)
+    ax = fig.axes[0]
+    shown = [t.get_text().split(" (")[0] for t in ax.get_yticklabels()]
+    want = [f"gene_{i:03d}" for i in np.argsort(gains)[:MAX_COST_ROWS]]
+    assert shown == want
+    assert f"the {MAX_COST_ROWS} of 300 columns" in ax.get_title()
+    assert fig.get_size_inches()[1] < 0.8 + 0.32 * MAX_COST_ROWS + 0.5
+    few = column_costs(cols[:5])  # a narrow table keeps its own column order
+    assert [t.get_text().split(" (")[0] for t in few.axes[0].get_yticklabels()] == \
+        [f"gene_{i:03d}" for i in range(5)]
+
+
+def test_long_column_names_keep_their_ends_in_figure_titles():
+    from vaelab.plots.tabular import _short
+
+    a, b = (f"categorical_column_with_long_name_{i}" for i in (3, 4))
+    assert _short(a, 20) != _short(b, 20) and len(_short(a, 20)) == 20
+    assert _short(a, 20).startswith("categorica") and _short(a, 20).endswith("name_3")
+    assert _short("age", 20) == "age"

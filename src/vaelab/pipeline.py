@@ -146,6 +146,10 @@ def write_config(path: Path, cfg: Config, data: DataSplits, device: torch.device
                  spec: ModelSpec, out: Path | None = None) -> None:
     payload = cfg.to_dict()
     payload["out"] = str(out or path)
+    source = payload["data"].get("data")
+    if source and "://" not in source and Path(source).expanduser().exists():
+        # the run reads its data again (plot, evaluate, explore, resume) from any folder
+        payload["data"]["data"] = str(Path(source).expanduser().resolve())
     payload["resolved"] = {
         "device": str(device),
         "likelihood": spec.likelihood,
