@@ -94,13 +94,13 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(digits_run):
+def _serve(run_path):
+    """The explorer of ``run_path`` on a free local port, in a thread: yields its URL."""
     import uvicorn
 
     port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(digits_run.path), host="127.0.0.1",
-                                        port=port, log_level="warning"))
+    srv = uvicorn.Server(uvicorn.Config(create_app(run_path), host="127.0.0.1", port=port,
+                                        log_level="warning"))
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     for _ in range(100):
@@ -110,6 +110,11 @@ def server(digits_run):
     yield f"http://127.0.0.1:{port}"
     srv.should_exit = True
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(digits_run):
+    yield from _serve(digits_run.path)
 
 
 def test_concurrent_decode_load(server):
@@ -162,7 +167,6 @@ def test_page_click_and_slider_change_the_decoded_image(server):
 @pytest.fixture(scope="module")
 def wide_server(tmp_path_factory):
     """The explorer of a run on 12 x 20 colour images (wider than tall)."""
-    import uvicorn
     from PIL import Image
 
     root = tmp_path_factory.mktemp("wide")
@@ -174,18 +178,7 @@ def wide_server(tmp_path_factory):
                 root / "photos" / cls / f"{i}.png")
     run = vaelab.train(data=str(root / "photos"), latent_dim=2, epochs=1, hidden=[16],
                        progress=False, log=None, eval_k=2, report=False, out=str(root / "run"))
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(run.path), host="127.0.0.1", port=port,
-                                        log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(timeout=10)
+    yield from _serve(run.path)
 
 
 @pytest.mark.browser
