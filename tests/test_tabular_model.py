@@ -258,3 +258,25 @@ def test_long_column_names_keep_their_ends_in_figure_titles():
     assert _short(a, 20) != _short(b, 20) and len(_short(a, 20)) == 20
     assert _short(a, 20).startswith("categorica") and _short(a, 20).endswith("name_3")
     assert _short("age", 20) == "age"
+
+
+def test_table_panel_grids_keep_every_label_inside_the_figure():
+    """Category names of 12 characters left of the first column of panels and long titles over
+    the last fit inside the fixed grid (the first letters were cut off at the left edge)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from vaelab.plots.tabular import distributions, reconstructions
+
+    cats = ["gamma_value_x", "alpha_long_category", "beta", "epsilon_x", "zeta"]
+    cols = [{"name": f"categorical_column_with_long_name_{i}", "kind": "categorical",
+             "categories": cats} for i in range(6)] + [{"name": "income", "kind": "numeric"}]
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 5, (6, 7)).astype(float)
+    codes[:, 6] = rng.normal(size=6)
+    probs = [rng.dirichlet(np.ones(5), 6) for _ in range(6)] + [None]
+    figs = [reconstructions(cols, codes, codes, probs, np.ones((6, 7))),
+            distributions(cols, codes, codes, "generated against real")]
+    for fig in figs:
+        box = fig.get_tightbbox(FigureCanvasAgg(fig).get_renderer())
+        w, h = fig.get_size_inches()
+        assert box.x0 >= 0 and box.y0 >= 0 and box.x1 <= w and box.y1 <= h, (box, w, h)

@@ -28,7 +28,7 @@ def _grid(n: int, axes_w: float = 1.8, axes_h: float = 1.25, max_cols: int = 6
     on this grid."""
     ncols = min(max_cols, max(1, n))
     nrows = math.ceil(n / ncols)
-    left, right, top, bottom, gap_w, gap_h = 0.8, 0.35, 0.75, 0.85, 0.8, 0.8
+    left, right, top, bottom, gap_w, gap_h = 1.0, 0.35, 0.75, 0.85, 0.95, 0.8
     width = left + ncols * axes_w + (ncols - 1) * gap_w + right
     height = top + nrows * axes_h + (nrows - 1) * gap_h + bottom
     fig = new_figure(width, height)
