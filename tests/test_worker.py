@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 
+import vaelab
 from vaelab import worker
 from vaelab.samplers import fit_gmm_arrays
 
@@ -156,3 +157,18 @@ def test_the_costliest_figures_are_drawn_first(tmp_path, monkeypatch):
                                                            ("d", 1))]
     figures.draw_jobs(jobs)
     assert drawn == ["b", "c", "a", "d"]
+
+
+def test_figures_drawn_in_the_worker_land_in_a_relative_run_folder_after_a_chdir(
+        tmp_path, monkeypatch):
+    """The worker process keeps the folder it started in; a caller that changed folder since
+    (a notebook's os.chdir) and trains into a relative out path still gets every figure."""
+    worker.warm()
+    worker.wait_ready(timeout=60)
+    monkeypatch.chdir(tmp_path)
+    run = vaelab.train(dataset="digits", epochs=1, hidden=[16], latent_dim=3, eval_k=2,
+                       progress=False, log=None, report=False, out="runs/r")
+    assert worker.active()
+    names = {p.name for p in (tmp_path / "runs" / "r" / "figures").glob("*.png")}
+    assert {"latent_histograms.png", "latent_traversals.png", "samples.png"} <= names
+    assert run.status == "finished"

@@ -7,6 +7,7 @@ them beside the image. Figure builders are registered so later modules can add t
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -324,7 +325,9 @@ def draw_jobs(jobs: list[tuple[FigureSpec, Path, Built]]) -> None:
             d = job[2]
             assert isinstance(d, Drawing)
             try:
-                worker.submit("draw", d.function, d.args, d.kwargs, d.note, str(job[1])).result()
+                # absolute: the worker keeps the folder it started in when the caller's changes
+                worker.submit("draw", d.function, d.args, d.kwargs, d.note,
+                              os.path.abspath(job[1])).result()
             except BaseException as exc:  # raised below, in the caller
                 failures.append(exc)
 
