@@ -203,3 +203,45 @@ def test_images_keep_their_shape_in_the_explorer(wide_server):
         for b in shown:
             assert b["width"] / b["height"] == pytest.approx(20 / 12, rel=0.06)
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def wide_table_server(tmp_path_factory):
+    """The explorer of a run on a 150-column table with a text column."""
+    root = tmp_path_factory.mktemp("widetable")
+    rng = np.random.default_rng(0)
+    names = [f"gene_{i:03d}" for i in range(150)]
+    lines = [",".join([*names, "tissue"])]
+    for _ in range(120):
+        lines.append(",".join([*(f"{v:.3f}" for v in rng.normal(size=150)),
+                               str(rng.choice(["liver", "brain"]))]))
+    (root / "t.csv").write_text("\n".join(lines) + "\n")
+    run = vaelab.train(data=str(root / "t.csv"), latent_dim=2, epochs=1, hidden=[16],
+                       progress=False, log=None, eval_k=2, report=False, out=str(root / "run"))
+    yield from _serve(run.path)
+
+
+@pytest.mark.browser
+def test_a_wide_table_scrolls_inside_its_panels_not_the_page(wide_table_server):
+    """150 columns: the decoded and hovered rows scroll inside boxes of bounded height, the
+    right-hand column stays beside the scatter and the page never scrolls sideways (it did:
+    a row's table widened the page and pushed the panels under the scatter)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page.goto(wide_table_server + "/")
+        page.wait_for_selector("body[data-ready='1']", timeout=20000)
+        box = page.locator("#scatter").bounding_box()
+        page.mouse.click(box["x"] + 60, box["y"] + 60)
+        page.wait_for_function("document.getElementById('decoded').height > 1000",
+                               timeout=10000)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1300
+        left, right = (page.locator(s).bounding_box() for s in ("#left", "#right"))
+        assert right["x"] >= left["x"] + left["width"] and abs(right["y"] - left["y"]) < 2
+        view = page.locator("#decoded").locator("xpath=..").bounding_box()
+        assert view["height"] <= 425
+        page.locator("#resample").click()
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1300
+        browser.close()
