@@ -1,5 +1,6 @@
 """The latent explorer: API validation, a load test, and the real page in headless Chromium."""
 
+import contextlib
 import math
 import socket
 import statistics
@@ -181,28 +182,35 @@ def wide_server(tmp_path_factory):
     yield from _serve(run.path)
 
 
-@pytest.mark.browser
-def test_images_keep_their_shape_in_the_explorer(wide_server):
-    """A 12 x 20 image is drawn 20:12 wide in the decoded and hovered panels and in the sample
-    strip (they were squares, stretching every non-square image)."""
+@contextlib.contextmanager
+def _clicked_page(url: str, until: str, height: int = 1000):
+    """A headless Chromium page of the explorer at ``url`` after a click on the scatter has
+    decoded a position (``until``: a JavaScript condition that holds once it has)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1300, "height": 1000})
-        page.goto(wide_server + "/")
+        page = browser.new_page(viewport={"width": 1300, "height": height})
+        page.goto(url + "/")
         page.wait_for_selector("body[data-ready='1']", timeout=20000)
         box = page.locator("#scatter").bounding_box()
         page.mouse.click(box["x"] + 60, box["y"] + 60)
-        page.wait_for_function("document.getElementById('decoded').height !== 196",
-                               timeout=10000)
+        page.wait_for_function(until, timeout=10000)
+        yield page
+        browser.close()
+
+
+@pytest.mark.browser
+def test_images_keep_their_shape_in_the_explorer(wide_server):
+    """A 12 x 20 image is drawn 20:12 wide in the decoded and hovered panels and in the sample
+    strip (they were squares, stretching every non-square image)."""
+    with _clicked_page(wide_server, "document.getElementById('decoded').height !== 196") as page:
         size = page.evaluate("() => ['decoded'].map(id => [document.getElementById(id).width,"
                              " document.getElementById(id).height])")
         assert size == [[196, round(196 * 12 / 20)]]
         shown = [page.locator("#samples canvas").nth(i).bounding_box() for i in range(3)]
         for b in shown:
             assert b["width"] / b["height"] == pytest.approx(20 / 12, rel=0.06)
-        browser.close()
 
 
 @pytest.fixture(scope="module")
@@ -226,17 +234,8 @@ def test_a_wide_table_scrolls_inside_its_panels_not_the_page(wide_table_server):
     """150 columns: the decoded and hovered rows scroll inside boxes of bounded height, the
     right-hand column stays beside the scatter and the page never scrolls sideways (it did:
     a row's table widened the page and pushed the panels under the scatter)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.goto(wide_table_server + "/")
-        page.wait_for_selector("body[data-ready='1']", timeout=20000)
-        box = page.locator("#scatter").bounding_box()
-        page.mouse.click(box["x"] + 60, box["y"] + 60)
-        page.wait_for_function("document.getElementById('decoded').height > 1000",
-                               timeout=10000)
+    with _clicked_page(wide_table_server, "document.getElementById('decoded').height > 1000",
+                       height=900) as page:
         assert page.evaluate("document.documentElement.scrollWidth") <= 1300
         left, right = (page.locator(s).bounding_box() for s in ("#left", "#right"))
         assert right["x"] >= left["x"] + left["width"] and abs(right["y"] - left["y"]) < 2
@@ -244,4 +243,3 @@ def test_a_wide_table_scrolls_inside_its_panels_not_the_page(wide_table_server):
         assert view["height"] <= 425
         page.locator("#resample").click()
         assert page.evaluate("document.documentElement.scrollWidth") <= 1300
-        browser.close()
