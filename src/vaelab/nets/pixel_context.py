@@ -157,9 +157,9 @@ class PixelContextLikelihood(nn.Module, Likelihood):
                    + torch.arange(2 * r + 1, device=dev)[None, None, :]).reshape(-1)
         windows = (rows * cw_ + cols)[:, None] + offsets  # (H*W, win) canvas positions
         here = (r + rows) * cw_ + r + cols  # each pixel's own position in a channel's plane
-        front = cols + (r + 1) * rows
-        for t in range(int(front.max()) + 1):
-            at = (front == t).nonzero().squeeze(1)
+        front = cols + (r + 1) * rows  # every wavefront holds at least one pixel
+        fronts = torch.split(torch.argsort(front, stable=True), torch.bincount(front).tolist())
+        for at in fronts:
             n = len(at)
             gather = windows[at].reshape(-1)
             p = pix[at].clone()  # (n, C*ppf, B)
