@@ -76,7 +76,8 @@ def two_core_scaling() -> float:
     """One-thread over two-thread time of the 784-400-20 step's GEMMs, measured now."""
     import torch
 
-    sys.path.insert(0, str(HERE))
+    if str(HERE) not in sys.path:  # once: the probe runs before every process
+        sys.path.insert(0, str(HERE))
     from gemm_bound import training_step_bound
 
     layers = [(784, 400), (400, 40), (20, 400), (400, 784)]
